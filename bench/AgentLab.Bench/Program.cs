@@ -1,1 +1,19 @@
-Console.WriteLine("bench: not implemented yet");
+using AgentLab.Bench;
+
+// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--concurrency 1,16]
+var command = args.FirstOrDefault() ?? "gateway";
+if (command is not "gateway")
+{
+    Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway");
+    return 2;
+}
+
+var seconds = ReadOption(args, "--seconds", "5");
+var concurrency = ReadOption(args, "--concurrency", "1,16").Split(',').Select(int.Parse).ToArray();
+return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds)), concurrency);
+
+static string ReadOption(string[] args, string name, string fallback)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+
+using AgentLab.Tests.Support;
+
+namespace AgentLab.Bench;
+
+/// <summary>
+/// What each hop adds: the same prompt sent straight to the simulator, through LabService's /inference/, and
+/// through the Backend's /api/v1/execute, non-streaming, with the simulator at zero token latency.
+/// The three servers and this load generator share the machine's cores, so read ratios, not absolutes.
+/// </summary>
+internal static class GatewayBenchmark
+{
+    private const string Prompt = "Dime 3 números primos";
+
+    public static async Task<int> RunAsync(TimeSpan duration, int[] concurrencies)
+    {
+        var quiet = new Dictionary<string, string>
+        {
+            ["Logging__LogLevel__Default"] = "Warning",
+            ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        };
+
+        Console.WriteLine("Starting the simulator, LabService and Backend as separate processes...");
+        await using var simulator = await ServiceProcess.StartAsync("AgentLab.ModelSimulator", "/", quiet,
+            ["--Simulator:TimeToFirstTokenMs=0", "--Simulator:TokenLatencyMs=0", "--Simulator:LoadDurationMs=0"]);
+        await using var lab = await ServiceProcess.StartAsync("AgentLab.LabService", "/health",
+            new Dictionary<string, string>(quiet) { ["ConnectionStrings__ollama"] = $"Endpoint={simulator.BaseAddress}" }, []);
+        await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health",
+            new Dictionary<string, string>(quiet) { ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/') }, []);
+
+        var chat = "{\"model\":\"mistral:7b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + Prompt + "\"}],\"options\":{\"num_ctx\":4096}";
+        var targets = new Target[]
+        {
+            new("simulator /api/chat (json)", new Uri(simulator.BaseAddress, "/api/chat"), chat + ",\"stream\":false}"),
+            new("simulator /api/chat (ndjson)", new Uri(simulator.BaseAddress, "/api/chat"), chat + "}"),
+            new("labservice /inference/", new Uri(lab.BaseAddress, "/inference/"), "{\"prompt\":\"" + Prompt + "\",\"model\":\"mistral7b\"}"),
+            new("backend /api/v1/execute", new Uri(backend.BaseAddress, "/api/v1/execute"), "{\"prompt\":\"" + Prompt + "\",\"model\":\"mistral7b\"}"),
+        };
+
+        Console.WriteLine($"{Environment.ProcessorCount} cores; {duration.TotalSeconds:0} s per cell after a 1 s warm-up.");
+        Console.WriteLine();
+        Console.WriteLine($"{"target",-30} {"c",3} {"req/s",9} {"p50 ms",8} {"p99 ms",8} {"errors",7}");
+        var results = new Dictionary<(string, int), Result>();
+        foreach (var c in concurrencies)
+        {
+            foreach (var target in targets)
+            {
+                var result = await MeasureAsync(target, c, duration);
+                results[(target.Name, c)] = result;
+                Console.WriteLine($"{target.Name,-30} {c,3} {result.RequestsPerSecond,9:0} {result.P50,8:0.000} {result.P99,8:0.000} {result.Errors,7}");
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("Latency each hop adds (difference of percentiles):");
+        foreach (var c in concurrencies)
+        {
+            var sim = results[(targets[1].Name, c)];
+            var labResult = results[(targets[2].Name, c)];
+            var backendResult = results[(targets[3].Name, c)];
+            Console.WriteLine($"  c={c,-3} LabService over simulator (ndjson): p50 {labResult.P50 - sim.P50:+0.000;-0.000} ms, p99 {labResult.P99 - sim.P99:+0.000;-0.000} ms");
+            Console.WriteLine($"  c={c,-3} Backend over LabService:            p50 {backendResult.P50 - labResult.P50:+0.000;-0.000} ms, p99 {backendResult.P99 - labResult.P99:+0.000;-0.000} ms");
+        }
+        return results.Values.Any(r => r.Errors > 0) ? 1 : 0;
+    }
+
+    private static async Task<Result> MeasureAsync(Target target, int concurrency, TimeSpan duration)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = concurrency,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        }) { Timeout = TimeSpan.FromSeconds(30) };
+        var body = Encoding.UTF8.GetBytes(target.Body);
+
+        await RunLoopsAsync(http, target.Uri, body, concurrency, TimeSpan.FromSeconds(1), record: null);
+        var latencies = new List<double>[concurrency];
+        for (var i = 0; i < concurrency; i++)
+            latencies[i] = new List<double>(capacity: 16_384);
+        var clock = Stopwatch.StartNew();
+        var errors = await RunLoopsAsync(http, target.Uri, body, concurrency, duration, latencies);
+        var elapsed = clock.Elapsed;
+
+        var all = latencies.SelectMany(l => l).Order().ToArray();
+        return new Result(all.Length / elapsed.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.99), errors);
+    }
+
+    private static async Task<int> RunLoopsAsync(HttpClient http, Uri uri, byte[] body, int concurrency, TimeSpan duration,
+        List<double>[]? record)
+    {
+        var errors = 0;
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var loops = Enumerable.Range(0, concurrency).Select(async i =>
+        {
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                var start = Stopwatch.GetTimestamp();
+                using var content = new ByteArrayContent(body);
+                content.Headers.ContentType = new("application/json");
+                using var response = await http.PostAsync(uri, content);
+                await response.Content.LoadIntoBufferAsync();
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    if (Interlocked.Increment(ref errors) == 1)
+                        Console.Error.WriteLine($"{uri} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                    continue;
+                }
+                record?[i].Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+        });
+        await Task.WhenAll(loops);
+        return errors;
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+
+    private sealed record Target(string Name, Uri Uri, string Body);
+
+    private sealed record Result(double RequestsPerSecond, double P50, double P99, int Errors);
+}

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Options;
@@ -18,8 +19,8 @@ public static class OllamaApi
     {
         app.MapMethods("/", ["GET", "HEAD"], () => TypedResults.Text("Ollama is running"));
         app.MapMethods("/api/version", ["GET", "HEAD"], GetVersion);
-        app.MapMethods("/api/tags", ["GET", "HEAD"], (ModelRegistry registry) => TypedResults.Json(registry.Tags(), OllamaJsonContext.Default.TagsResponse));
-        app.MapGet("/api/ps", (ModelRegistry registry) => TypedResults.Json(registry.Ps(), OllamaJsonContext.Default.PsResponse));
+        app.MapMethods("/api/tags", ["GET", "HEAD"], (ModelRegistry registry) => TypedResults.Json(registry.Tags(), OllamaJsonContext.Wire.TagsResponse));
+        app.MapGet("/api/ps", (ModelRegistry registry) => TypedResults.Json(registry.Ps(), OllamaJsonContext.Wire.PsResponse));
         app.MapPost("/api/show", ShowAsync);
         app.MapPost("/api/pull", PullAsync);
         app.MapPost("/api/chat", ChatAsync);
@@ -28,28 +29,28 @@ public static class OllamaApi
     }
 
     public static IResult GetVersion(IOptions<SimulatorOptions> options) =>
-        TypedResults.Json(new VersionResponse { Version = options.Value.Version }, OllamaJsonContext.Default.VersionResponse);
+        TypedResults.Json(new VersionResponse { Version = options.Value.Version }, OllamaJsonContext.Wire.VersionResponse);
 
     /// <summary>Ollama's error shape: <c>{"error":"..."}</c> as application/json with the given status.</summary>
     public static IResult Error(int status, string message) =>
-        TypedResults.Json(new ErrorResponse { Error = message }, OllamaJsonContext.Default.ErrorResponse, statusCode: status);
+        TypedResults.Json(new ErrorResponse { Error = message }, OllamaJsonContext.Wire.ErrorResponse, statusCode: status);
 
     public static async Task<IResult> ShowAsync(HttpContext http, ModelRegistry registry)
     {
-        var (request, error) = await ReadAsync(http, OllamaJsonContext.Default.ModelRequest);
+        var (request, error) = await ReadAsync(http, OllamaJsonContext.Wire.ModelRequest);
         if (error is not null)
             return error;
         var name = request!.Model is { Length: > 0 } m ? m : request.Name;
         if (string.IsNullOrWhiteSpace(name))
             return Error(400, "model is required");
         return registry.TryGet(name, out var model)
-            ? TypedResults.Json(registry.Show(model), OllamaJsonContext.Default.ShowResponse)
+            ? TypedResults.Json(registry.Show(model), OllamaJsonContext.Wire.ShowResponse)
             : Error(404, $"model '{name}' not found");
     }
 
     public static async Task PullAsync(HttpContext http, ModelRegistry registry, IOptions<SimulatorOptions> options, ILogger<ModelRegistry> logger)
     {
-        var (request, error) = await ReadAsync(http, OllamaJsonContext.Default.ModelRequest);
+        var (request, error) = await ReadAsync(http, OllamaJsonContext.Wire.ModelRequest);
         if (error is not null)
         {
             await error.ExecuteAsync(http);
@@ -76,7 +77,7 @@ public static class OllamaApi
             await Task.Delay(TimeSpan.FromMilliseconds(options.Value.PullStepDelayMs * 4), ct);
             registry.Install(model!);
             logger.ModelPulled(ModelRegistry.Normalize(name));
-            await TypedResults.Json(new ProgressResponse { Status = "success" }, OllamaJsonContext.Default.ProgressResponse).ExecuteAsync(http);
+            await TypedResults.Json(new ProgressResponse { Status = "success" }, OllamaJsonContext.Wire.ProgressResponse).ExecuteAsync(http);
             return;
         }
 
@@ -85,11 +86,11 @@ public static class OllamaApi
         var body = http.Response.BodyWriter;
         var delay = TimeSpan.FromMilliseconds(options.Value.PullStepDelayMs);
         var progress = new ProgressResponse { Status = "pulling manifest" };
-        await WriteLineAsync(body, progress, OllamaJsonContext.Default.ProgressResponse, ct);
+        await WriteLineAsync(body, progress, OllamaJsonContext.Wire.ProgressResponse, ct);
         await Task.Delay(delay, ct);
         if (!found)
         {
-            await WriteLineAsync(body, new ErrorResponse { Error = notFound }, OllamaJsonContext.Default.ErrorResponse, ct);
+            await WriteLineAsync(body, new ErrorResponse { Error = notFound }, OllamaJsonContext.Wire.ErrorResponse, ct);
             return;
         }
 
@@ -109,7 +110,7 @@ public static class OllamaApi
             for (var step = 0; step <= 4; step++)
             {
                 progress.Completed = size * step / 4;
-                await WriteLineAsync(body, progress, OllamaJsonContext.Default.ProgressResponse, ct);
+                await WriteLineAsync(body, progress, OllamaJsonContext.Wire.ProgressResponse, ct);
                 await Task.Delay(delay, ct);
             }
         }
@@ -120,7 +121,7 @@ public static class OllamaApi
                 registry.Install(model);
                 logger.ModelPulled(ModelRegistry.Normalize(name));
             }
-            await WriteLineAsync(body, new ProgressResponse { Status = status }, OllamaJsonContext.Default.ProgressResponse, ct);
+            await WriteLineAsync(body, new ProgressResponse { Status = status }, OllamaJsonContext.Wire.ProgressResponse, ct);
             if (status != "success")
                 await Task.Delay(delay, ct);
         }
@@ -128,7 +129,7 @@ public static class OllamaApi
 
     public static async Task ChatAsync(HttpContext http, ModelRegistry registry, IOptions<SimulatorOptions> options, ILogger<ModelRegistry> logger)
     {
-        var (request, error) = await ReadAsync(http, OllamaJsonContext.Default.ChatRequest);
+        var (request, error) = await ReadAsync(http, OllamaJsonContext.Wire.ChatRequest);
         if (error is not null)
         {
             await error.ExecuteAsync(http);
@@ -144,7 +145,7 @@ public static class OllamaApi
 
     public static async Task GenerateAsync(HttpContext http, ModelRegistry registry, IOptions<SimulatorOptions> options, ILogger<ModelRegistry> logger)
     {
-        var (request, error) = await ReadAsync(http, OllamaJsonContext.Default.GenerateRequest);
+        var (request, error) = await ReadAsync(http, OllamaJsonContext.Wire.GenerateRequest);
         if (error is not null)
         {
             await error.ExecuteAsync(http);
@@ -288,8 +289,8 @@ public static class OllamaApi
         var http = plan.Http;
         var now = DateTime.UtcNow;
         IResult result = plan.IsChat
-            ? TypedResults.Json(new ChatResponse { Model = model, CreatedAt = now, Done = true, DoneReason = reason }, OllamaJsonContext.Default.ChatResponse)
-            : TypedResults.Json(new GenerateResponse { Model = model, CreatedAt = now, Done = true, DoneReason = reason }, OllamaJsonContext.Default.GenerateResponse);
+            ? TypedResults.Json(new ChatResponse { Model = model, CreatedAt = now, Done = true, DoneReason = reason }, OllamaJsonContext.Wire.ChatResponse)
+            : TypedResults.Json(new GenerateResponse { Model = model, CreatedAt = now, Done = true, DoneReason = reason }, OllamaJsonContext.Wire.GenerateResponse);
         ct.ThrowIfCancellationRequested();
         await result.ExecuteAsync(http);
     }
@@ -366,7 +367,7 @@ public static class OllamaApi
             switch (fault.Kind)
             {
                 case FaultKind.ErrorMidStream:
-                    await OllamaApi.WriteLineAsync(writer, new ErrorResponse { Error = Fault.MidStreamMessage }, OllamaJsonContext.Default.ErrorResponse, ct);
+                    await OllamaApi.WriteLineAsync(writer, new ErrorResponse { Error = Fault.MidStreamMessage }, OllamaJsonContext.Wire.ErrorResponse, ct);
                     return;
                 case FaultKind.Stall:
                     // Headers and N lines are out; now nothing more until the client gives up.
@@ -444,8 +445,8 @@ public static class OllamaApi
 
         private Task WriteLineAsync(PipeWriter writer, CancellationToken ct, bool newline = true) =>
             plan.IsChat
-                ? OllamaApi.WriteLineAsync(writer, _chat, OllamaJsonContext.Default.ChatResponse, ct, newline)
-                : OllamaApi.WriteLineAsync(writer, _generate, OllamaJsonContext.Default.GenerateResponse, ct, newline);
+                ? OllamaApi.WriteLineAsync(writer, _chat, OllamaJsonContext.Wire.ChatResponse, ct, newline)
+                : OllamaApi.WriteLineAsync(writer, _generate, OllamaJsonContext.Wire.GenerateResponse, ct, newline);
 
         private static Task DelayAsync(int ms, CancellationToken ct) => ms > 0 ? Task.Delay(ms, ct) : Task.CompletedTask;
     }
@@ -456,7 +457,7 @@ public static class OllamaApi
     private static async Task WriteLineAsync<T>(PipeWriter body, T value, JsonTypeInfo<T> type, CancellationToken ct, bool newline = true)
     {
         // One writer per thread, reset per line: no allocation per token beyond the pipe's own buffers.
-        var writer = t_writer ??= new Utf8JsonWriter(body, new JsonWriterOptions { SkipValidation = true });
+        var writer = t_writer ??= new Utf8JsonWriter(body, new JsonWriterOptions { SkipValidation = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         writer.Reset(body);
         JsonSerializer.Serialize(writer, value, type);
         writer.Reset(Stream.Null);

@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -221,4 +222,17 @@ public sealed class ProgressResponse
 [JsonSerializable(typeof(ProgressResponse))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(long))]
-public sealed partial class OllamaJsonContext : JsonSerializerContext;
+public sealed partial class OllamaJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// Go's encoding/json writes non-ASCII text as UTF-8, not as \u escapes; clients that compare bytes (or people
+    /// reading a stream) see the same here. The rest mirrors the attribute above.
+    /// </summary>
+    public static OllamaJsonContext Wire { get; } = new(new JsonSerializerOptions
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        PropertyNameCaseInsensitive = true,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

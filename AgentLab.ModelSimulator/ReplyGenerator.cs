@@ -88,11 +88,11 @@ public static class ReplyGenerator
         "explain", "write", "make", "list", "some", "any", "all", "its", "it's", "was", "were", "has", "have", "does",
         "did", "there", "their", "them", "they", "then", "than", "very", "just", "also", "like", "me", "my", "is",
         "que", "qué", "los", "las", "del", "una", "uno", "unos", "por", "para", "con", "como", "cómo", "dime", "sobre",
-        "explica", "cuál", "cuáles", "cual", "son", "está", "esta", "este", "esto", "más", "pero", "sus", "les",
+        "explica", "cuál", "cuáles", "cual", "son", "está", "esta", "este", "esto", "más", "pero", "sus", "les", "favor", "puedes", "quiero",
     };
 
     private static readonly string[] SpanishMarkers =
-        [" el ", " la ", " los ", " las ", " qué ", " que ", " de ", " dime ", " por ", " cómo ", " una ", "¿", "ñ"];
+        [" el ", " la ", " los ", " las ", " qué ", " que ", " de ", " dime ", " por ", " cómo ", " una ", "¿", "¡", "ñ", "á", "é", "í", "ó", "ú"];
 
     private static readonly int[] Primes = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71];
 

@@ -13,6 +13,9 @@ public static class SchemaValueGenerator
 {
     private const int MaxDepth = 8;
 
+    // A model writes non-ASCII text as it is, not as \u escapes.
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static readonly string[] FillerWords =
         ["value", "example", "result", "summary", "detail", "item", "sample", "note", "topic", "answer"];
 
@@ -20,7 +23,7 @@ public static class SchemaValueGenerator
     public static string Generate(JsonElement schema, DeterministicRandom rng, IReadOnlyList<string> words)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
             WriteValue(writer, schema, schema, rng, words, propertyName: null, depth: 0);
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
@@ -29,7 +32,7 @@ public static class SchemaValueGenerator
     public static string GenerateFreeObject(DeterministicRandom rng, IReadOnlyList<string> words, string sentence)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
         {
             writer.WriteStartObject();
             writer.WriteString("answer", sentence);
@@ -147,7 +150,7 @@ public static class SchemaValueGenerator
         string? propertyName, int depth)
     {
         var buffer = new ArrayBufferWriter<byte>(64);
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
             WriteValue(writer, schema, root, rng, words, propertyName, depth);
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }

@@ -72,3 +72,19 @@ public sealed class GeneratorTests
         Assert.Equal(TimeSpan.FromSeconds(seconds), value);
     }
 }
+
+public sealed class OptionsValidationTests
+{
+    [Fact]
+    public async Task StartAsync_InvalidOptions_FailsAtStartWithTheReason()
+    {
+        var options = new SimulatorOptions { TokenLatencyMs = -1 };
+        options.Models.Add(new SimulatedModel { Name = "bad:1b", Fault = "explode" });
+
+        var error = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(
+            () => SimulatorHost.StartAsync(options, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken));
+
+        Assert.Contains(error.Failures, f => f.Contains("TokenLatencyMs", StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.Contains("bad:1b", StringComparison.Ordinal));
+    }
+}

@@ -1,4 +1,4 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
-app.MapGet("/", () => "Ollama is running");
+// The Ollama-protocol simulator, standalone:
+//   dotnet run --project AgentLab.ModelSimulator -- --urls http://127.0.0.1:11434 --Simulator:TokenLatencyMs=0
+var app = AgentLab.ModelSimulator.SimulatorApp.Create(args);
 app.Run();

@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 
@@ -10,8 +9,10 @@ namespace AgentLab.ServiceDefaults;
 /// <summary>
 /// The execution ID that ties a Backend request, its LabService call and every model call together. It lives in the
 /// W3C baggage of the current <see cref="Activity"/>, so it flows with the async context, is sent by every HttpClient
-/// (<c>baggage: agentlab.execution_id=...</c>), is read back by ASP.NET Core on the other side, is stamped as a tag
-/// on every span started under it, and appears in the scope of every log written while handling the request.
+/// (<c>baggage: agentlab.execution_id = ...</c>; .NET 10's default propagator is W3C and sends baggage, so no extra
+/// handler is needed), is read back by ASP.NET Core on the other side (it extracts baggage when a traceparent came
+/// with it), is stamped as a tag on every span started under it, and appears in the scope of every log written while
+/// handling the request.
 /// </summary>
 public static class AgentLabExecution
 {
@@ -98,33 +99,4 @@ internal sealed class ExecutionIdProcessor : BaseProcessor<Activity>
         if (data.GetBaggageItem(AgentLabExecution.ExecutionIdKey) is { } id)
             data.SetTag(AgentLabExecution.ExecutionIdKey, id);
     }
-}
-
-/// <summary>HttpClient wiring for the execution ID.</summary>
-public static class ExecutionHttpClientBuilderExtensions
-{
-    /// <summary>
-    /// Makes sure the W3C <c>baggage</c> header carries the current execution ID even when the runtime's propagator
-    /// would not send it (no current activity on this request, or a propagator that does not emit baggage).
-    /// Added to every client by AddServiceDefaults.
-    /// </summary>
-    public static IHttpClientBuilder AddExecutionBaggage(this IHttpClientBuilder builder)
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        return builder.AddHttpMessageHandler(() => new ExecutionBaggageHandler());
-    }
-}
-
-internal sealed class ExecutionBaggageHandler : DelegatingHandler
-{
-    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-    {
-        if (AgentLabExecution.CurrentId is { } id && !HasExecutionBaggage(request))
-            request.Headers.TryAddWithoutValidation("baggage", $"{AgentLabExecution.ExecutionIdKey}={Uri.EscapeDataString(id)}");
-        return base.SendAsync(request, cancellationToken);
-    }
-
-    private static bool HasExecutionBaggage(HttpRequestMessage request) =>
-        request.Headers.TryGetValues("baggage", out var values)
-        && values.Any(v => v.Contains(AgentLabExecution.ExecutionIdKey, StringComparison.Ordinal));
 }

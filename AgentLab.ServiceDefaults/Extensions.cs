@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -25,8 +26,7 @@ public static class Extensions
     /// Adds OpenTelemetry (traces always in process; OTLP export, metrics and logs when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is configured), health checks (a <c>self</c> check tagged <c>live</c>),
     /// snake_case HTTP JSON, ProblemDetails with <c>code</c>, <c>trace_id</c> and <c>execution_id</c>,
-    /// configuration-based service discovery and execution-ID baggage on every HttpClient, and the error-handling
-    /// middleware.
+    /// configuration-based service discovery on every HttpClient, and the error-handling middleware.
     /// </summary>
     /// <remarks>
     /// Call it first, before anything else touches the host: it sets the AppContext switch
@@ -48,13 +48,12 @@ public static class Extensions
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Customize);
+        // Kestrel's body-size and malformed-request errors are the client's fault: 400/413, not 500.
+        builder.Services.Configure<ExceptionHandlerOptions>(o =>
+            o.StatusCodeSelector ??= ex => ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
 
         builder.Services.AddServiceDiscoveryCore();
-        builder.Services.ConfigureHttpClientDefaults(http =>
-        {
-            http.AddServiceDiscovery();
-            http.AddExecutionBaggage();
-        });
+        builder.Services.ConfigureHttpClientDefaults(http => http.AddServiceDiscovery());
 
         builder.Services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, ServiceDefaultsStartupFilter>());
         return builder;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -53,7 +54,9 @@ public static class HealthEndpoints
     internal static async Task WriteAsync(HttpContext context, HealthReport report)
     {
         context.Response.ContentType = "application/json; charset=utf-8";
-        await using var json = new Utf8JsonWriter(context.Response.Body);
+        // Built in memory: JsonSerializer flushes synchronously, which Kestrel forbids on the response stream.
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using var json = new Utf8JsonWriter(buffer);
         json.WriteStartObject();
         json.WriteString("status", Name(report.Status));
         json.WriteNumber("duration_ms", Math.Round(report.TotalDuration.TotalMilliseconds, 3));
@@ -75,7 +78,8 @@ public static class HealthEndpoints
         }
         json.WriteEndObject();
         json.WriteEndObject();
-        await json.FlushAsync(context.RequestAborted);
+        json.Flush();
+        await context.Response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted);
     }
 
     private static string Name(HealthStatus status) => status switch

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -158,7 +159,9 @@ internal sealed class ServerSpanMiddleware(RequestDelegate next)
         if (activity is null)
             return;
 
-        var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+        // The exception handler clears the endpoint before it writes the problem, but keeps it in its feature.
+        var handled = context.Features.Get<IExceptionHandlerFeature>();
+        var route = ((context.GetEndpoint() ?? handled?.Endpoint) as RouteEndpoint)?.RoutePattern.RawText;
         if (route is not null)
         {
             activity.DisplayName = $"{context.Request.Method} {route}";
@@ -170,7 +173,8 @@ internal sealed class ServerSpanMiddleware(RequestDelegate next)
         if (status >= 500)
         {
             activity.SetStatus(ActivityStatusCode.Error);
-            activity.SetTag("error.type", exception?.GetType().FullName ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var error = exception ?? handled?.Error;
+            activity.SetTag("error.type", error?.GetType().FullName ?? status.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
     }
 }

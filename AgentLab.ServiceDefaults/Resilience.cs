@@ -72,7 +72,7 @@ public static class ResilienceExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         var name = builder.Name ?? Options.DefaultName;
-        var options = builder.Services.AddOptions<IdempotentResilienceOptions>(name).ValidateDataAnnotations();
+        var options = builder.Services.AddOptions<IdempotentResilienceOptions>(name).ValidateDataAnnotations().ValidateOnStart();
         if (configure is not null)
             options.Configure(configure);
 
@@ -101,6 +101,8 @@ internal sealed class IdempotentPipelines(IOptionsMonitor<IdempotentResilienceOp
             .Handle<TimeoutRejectedException>()
             .HandleResult(IsTransient);
 
+        // Outer to inner, as in Microsoft's standard pipeline: the total timeout bounds the retries; the breaker
+        // counts each attempt; the attempt timeout is innermost so a hung attempt is retried, not the whole call.
         return new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddTimeout(o.TotalTimeout)
             .AddRetry(new RetryStrategyOptions<HttpResponseMessage>

@@ -57,6 +57,7 @@ public sealed class ServiceEndpointResolver
             ?? throw new InvalidOperationException(
                 $"Service '{uri.Host}' has no endpoint: set services__{uri.Host}__{uri.Scheme}__0 (e.g. {uri.Scheme}://127.0.0.1:8001).");
 
+        // Keep the caller's path and query; an endpoint with a base path (behind a proxy) prefixes it.
         var builder = new UriBuilder(uri) { Scheme = target.Scheme, Host = target.Host, Port = target.Port };
         var prefix = target.AbsolutePath.TrimEnd('/');
         if (prefix.Length > 0)

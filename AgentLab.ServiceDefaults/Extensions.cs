@@ -1,26 +1,72 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Microsoft.Extensions.Hosting;
 
 /// <summary>
-/// The defaults every AgentLab service shares: telemetry, health, service discovery, resilience and
+/// The defaults every AgentLab service shares: telemetry, health, ProblemDetails, service discovery, resilience and
 /// execution-ID propagation. Shaped like the Aspire ServiceDefaults template.
 /// </summary>
+/// <remarks>
+/// A service's Program.cs needs exactly two calls: <c>builder.AddServiceDefaults()</c> and
+/// <c>app.MapDefaultEndpoints()</c>. The request pipeline pieces (server-span enrichment, the execution-ID log scope,
+/// <c>UseExceptionHandler()</c> and <c>UseStatusCodePages()</c> writing ProblemDetails) are added at the front of the
+/// pipeline by an <see cref="IStartupFilter"/>, so they wrap everything the service adds. Calling
+/// <c>app.UseExceptionHandler()</c> in the service as well is harmless (the inner one handles first).
+/// </remarks>
 public static class Extensions
 {
-    /// <summary>Adds OpenTelemetry, health checks, service discovery and the HttpClient defaults.</summary>
+    /// <summary>
+    /// Adds OpenTelemetry (traces always in process; OTLP export, metrics and logs when
+    /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is configured), health checks (a <c>self</c> check tagged <c>live</c>),
+    /// snake_case HTTP JSON, ProblemDetails with <c>code</c>, <c>trace_id</c> and <c>execution_id</c>,
+    /// configuration-based service discovery on every HttpClient, and the error-handling middleware.
+    /// </summary>
+    /// <remarks>
+    /// Call it first, before anything else touches the host: it sets the AppContext switch
+    /// <c>Microsoft.AspNetCore.Hosting.SuppressActivityOpenTelemetryData</c> to <see langword="false"/>, which
+    /// ASP.NET Core reads when the host starts, so server spans carry the OpenTelemetry HTTP attributes.
+    /// </remarks>
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
     {
-        // STUB: filled in by the ServiceDefaults work.
-        builder.Services.AddHealthChecks();
+        // ASP.NET Core 10 leaves server spans bare unless told otherwise; the switch is read at host start.
+        AppContext.SetSwitch(Telemetry.SuppressActivityOpenTelemetryDataSwitch, false);
+
+        builder.ConfigureOpenTelemetry();
+        builder.AddDefaultHealthChecks();
+
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            // The wire contract (inherited from the Python prototype) is snake_case everywhere.
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        });
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Customize);
+        // Kestrel's body-size and malformed-request errors are the client's fault: 400/413, not 500.
+        builder.Services.Configure<ExceptionHandlerOptions>(o =>
+            o.StatusCodeSelector ??= ex => ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
+
+        builder.Services.AddServiceDiscoveryCore();
+        builder.Services.ConfigureHttpClientDefaults(http => http.AddServiceDiscovery());
+
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, ServiceDefaultsStartupFilter>());
         return builder;
     }
 
-    /// <summary>Maps <c>/health</c> (ready) and <c>/alive</c> (live).</summary>
+    /// <summary>
+    /// Maps <c>/health</c> (every check: readiness) and <c>/alive</c> (only checks tagged <c>live</c>: liveness).
+    /// Both answer JSON <c>{"status":"healthy|degraded|unhealthy","checks":{...}}</c>, 200 when healthy or
+    /// degraded and 503 when unhealthy. Their spans are kept out of the exported traces.
+    /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks("/health");
+        app.MapHealthEndpoints();
         return app;
     }
 }

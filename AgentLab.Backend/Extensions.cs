@@ -46,14 +46,16 @@ public static class BackendExtensions
 
     /// <summary>The model-call client: no retry handler, ever (a generation is not idempotent).</summary>
     public static IHttpClientBuilder AddLabServiceClient(this IServiceCollection services) =>
-        services.AddHttpClient<LabServiceClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler);
+        services.AddHttpClient<LabServiceClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .RemoveAllLoggers();   // the hot path: the runner logs one line per execution, not four per call
 
     /// <summary>
     /// The client for LabService's read-only endpoints. Its calls are safe to retry: this is where
     /// ServiceDefaults' <c>AddIdempotentResilienceHandler()</c> goes.
     /// </summary>
     public static IHttpClientBuilder AddLabServiceReadClient(this IServiceCollection services) =>
-        services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler);
+        services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .RemoveAllLoggers();
 
     /// <summary>OpenAPI at <c>/openapi/v1.json</c> and Swagger UI over it at <c>/swagger</c>.</summary>
     public static WebApplication MapApiDocs(this WebApplication app)

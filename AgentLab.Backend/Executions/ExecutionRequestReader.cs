@@ -97,7 +97,7 @@ public static class ExecutionRequestReader
         }
         catch (JsonException ex)
         {
-            return (null, FromJsonException(ex));
+            return (null, FromJsonException(ex, IsWellFormed(body)));
         }
 
         if (request is null)
@@ -182,16 +182,32 @@ public static class ExecutionRequestReader
         return true;
     }
 
-    private static ProblemHttpResult FromJsonException(JsonException ex)
+    // Only on the error path: tells broken syntax apart from a well-formed value of the wrong type.
+    private static bool IsWellFormed(ReadOnlySequence<byte> body)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(body);
+            while (reader.Read())
+            {
+            }
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static ProblemHttpResult FromJsonException(JsonException ex, bool wellFormed)
     {
         var path = ex.Path ?? "$";
         long? line = ex.LineNumber is { } l ? l + 1 : null;              // JsonException counts from 0
         long? position = ex.BytePositionInLine is { } b ? b + 1 : null;
         var where = line is null ? $"at {path}" : $"at {path} (line {line}, position {position})";
 
-        // The reader's own errors (broken syntax) come wrapped; type mismatches come bare.
         string detail;
-        if (ex.InnerException is not null)
+        if (!wellFormed)
         {
             detail = $"The request body is not valid JSON {where}. Check for a missing quote, comma or brace.";
         }

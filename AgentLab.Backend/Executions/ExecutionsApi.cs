@@ -1,6 +1,8 @@
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Options;
+using Microsoft.OpenApi;
 
 namespace AgentLab.Backend.Executions;
 
@@ -15,7 +17,9 @@ public static class ExecutionsApi
             .WithName("Execute")
             .WithSummary("Run a prompt")
             .WithDescription("Runs a prompt as one model call (execution_type \"simple\") and answers with the output, the flow and the metrics.")
-            .Accepts<ExecutionRequest>("application/json")
+            // Documented by a transformer, not .Accepts<T>(): Accepts metadata makes routing answer a wrong content
+            // type with a bare 415 before the handler can explain it.
+            .AddOpenApiOperationTransformer(DescribeRequestBodyAsync)
             .Produces<ExecutionResult>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -27,6 +31,16 @@ public static class ExecutionsApi
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
 
         return group;
+    }
+
+    private static async Task DescribeRequestBodyAsync(OpenApiOperation operation, OpenApiOperationTransformerContext context, CancellationToken ct)
+    {
+        var schema = await context.GetOrCreateSchemaAsync(typeof(ExecutionRequest), null, ct);
+        operation.RequestBody = new OpenApiRequestBody
+        {
+            Required = true,
+            Content = new Dictionary<string, OpenApiMediaType> { ["application/json"] = new() { Schema = schema } },
+        };
     }
 
     /// <summary>Reads and validates the body, then runs the execution and answers with its result.</summary>

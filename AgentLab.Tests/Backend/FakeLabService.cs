@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -56,6 +57,9 @@ public sealed class FakeLabService : IAsyncDisposable
     public static async Task<FakeLabService> StartAsync(CancellationToken ct)
     {
         var builder = WebApplication.CreateSlimBuilder();
+        // The test output folder holds the services' appsettings.json (with Kestrel endpoints); ignore them.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
         var app = builder.Build();

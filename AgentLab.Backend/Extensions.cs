@@ -26,7 +26,12 @@ public static class BackendExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddProblemDetails();   // no-op when AddServiceDefaults registered it (with the trace_id customisation)
         services.AddExceptionHandler<BackendExceptionHandler>();
-        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default));
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default);
+            // The execute body is read strictly ("0.5" is not a number), so the OpenAPI schemas must not say otherwise.
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+        });
 
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();

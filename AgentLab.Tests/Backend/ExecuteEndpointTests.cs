@@ -251,4 +251,43 @@ public sealed class ExecuteEndpointTests : BackendTestBase
 
         await AssertProblemAsync(response, 504, "lab_timeout");
     }
+
+    [Fact]
+    public async Task Execute_ClientDisconnects_CancelsLabServiceCall()
+    {
+        var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var aborted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Lab.Inference = async ctx =>
+        {
+            ctx.RequestAborted.Register(() => aborted.TrySetResult());
+            received.TrySetResult();
+            await FakeLabService.Hang(ctx);
+        };
+        var client = Backend();
+        using var caller = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        using var content = new StringContent(SimpleBody, System.Text.Encoding.UTF8, "application/json");
+
+        var call = client.PostAsync("/api/v1/execute", content, caller.Token);
+        await received.Task.WaitAsync(Bound, Ct);
+        await caller.CancelAsync();
+
+        await aborted.Task.WaitAsync(Bound, Ct);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Bound, Ct));
+    }
+
+    [Fact]
+    public async Task Execute_ErrorForAllowedOrigin_CarriesCorsHeaders()
+    {
+        var client = Backend(labAddress: FakeLabService.ClosedAddress());
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/execute")
+        {
+            Content = new StringContent(SimpleBody, System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("Origin", "http://localhost:3000");
+
+        var response = await client.SendAsync(request, Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("http://localhost:3000", response.Headers.GetValues("Access-Control-Allow-Origin").Single());
+    }
 }

@@ -184,6 +184,7 @@ public sealed class ReadEndpointsTests : BackendTestBase
         var paths = (await JsonAsync(response)).GetProperty("paths");
         Assert.True(paths.TryGetProperty("/api/v1/execute", out var execute));
         Assert.Equal("Execute", execute.GetProperty("post").GetProperty("operationId").GetString());
+        Assert.True(execute.GetProperty("post").GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _));
         Assert.True(paths.TryGetProperty("/api/v1/health/detailed", out _));
     }
 

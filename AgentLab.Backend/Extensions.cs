@@ -12,12 +12,14 @@ public static class BackendExtensions
     /// <summary>The CORS policy applied to the whole API.</summary>
     public const string CorsPolicy = "frontend";
 
+    /// <summary>Where the Backend listens when nothing else is configured (the prototype's port).</summary>
+    public const string DefaultUrl = "http://localhost:8000";
+
     public static WebApplicationBuilder AddBackendServices(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
 
-        // Kestrel:Endpoints in appsettings gives the default port (8000); --urls / ASPNETCORE_URLS still win.
-        builder.WebHost.PreferHostingUrls(true);
+        UseDefaultUrl(builder);
 
         services.AddOptions<ExecutionOptions>().BindConfiguration(ExecutionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LabServiceOptions>().BindConfiguration(LabServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -72,6 +74,23 @@ public static class BackendExtensions
             o.DocumentTitle = "AgentLab Backend API";
         });
         return app;
+    }
+
+    /// <summary>
+    /// Listens on <see cref="DefaultUrl"/> unless the host was given addresses: <c>--urls</c>, <c>ASPNETCORE_URLS</c>,
+    /// <c>ASPNETCORE_HTTP_PORTS</c> or <c>Kestrel:Endpoints</c>. Done here rather than as a Kestrel endpoint in
+    /// appsettings.json because such an endpoint beats <c>--urls</c>, is also bound by test hosts that listen on a
+    /// port of their own, and travels with appsettings.json into every referencing project's output folder.
+    /// </summary>
+    private static void UseDefaultUrl(WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        var hasAddresses = !string.IsNullOrEmpty(config["urls"])
+            || !string.IsNullOrEmpty(config["http_ports"])
+            || !string.IsNullOrEmpty(config["https_ports"])
+            || config.GetSection("Kestrel:Endpoints").Exists();
+        if (!hasAddresses)
+            builder.WebHost.UseUrls(DefaultUrl);
     }
 
     private static void ConfigureLabClient(IServiceProvider sp, HttpClient http)

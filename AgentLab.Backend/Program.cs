@@ -1,5 +1,18 @@
+using AgentLab.Backend;
+using AgentLab.Backend.Executions;
+using AgentLab.Backend.Health;
+using AgentLab.Backend.Models;
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
+builder.AddBackendServices();           // options, typed LabService clients, runner, CORS, OpenAPI: Extensions.cs
+
 var app = builder.Build();
+app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
+app.UseCors(BackendExtensions.CorsPolicy);
 app.MapDefaultEndpoints();
+app.MapExecutionsApi();
+app.MapModelsApi();
+app.MapHealthApi();
+app.MapApiDocs();
 app.Run();

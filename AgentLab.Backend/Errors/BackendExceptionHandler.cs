@@ -1,0 +1,89 @@
+using AgentLab.Backend.Lab;
+using AgentLab.ServiceDefaults;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.Backend.Errors;
+
+/// <summary>
+/// The one place where failures of the Backend's downstreams become problem replies: LabService's problems pass
+/// through with their code, detail, extensions and Retry-After; an unreachable LabService is 503
+/// <c>lab_unavailable</c>; a LabService that does not answer in time is 504 <c>lab_timeout</c>.
+/// </summary>
+public sealed class BackendExceptionHandler(IOptions<LabServiceOptions> labOptions, ILogger<BackendExceptionHandler> logger)
+    : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        // A client that went away needs no answer; the host records it as 499.
+        if (exception is OperationCanceledException && httpContext.RequestAborted.IsCancellationRequested)
+            return false;
+        if (httpContext.Response.HasStarted)
+            return false;
+
+        var (problem, retryAfter) = Map(httpContext, exception);
+        if (retryAfter is not null)
+            httpContext.Response.Headers.RetryAfter = retryAfter;
+        await problem.ExecuteAsync(httpContext);
+        return true;
+    }
+
+    private (ProblemHttpResult Problem, string? RetryAfter) Map(HttpContext httpContext, Exception exception)
+    {
+        switch (exception)
+        {
+            case LabServiceProblemException p:
+            {
+                logger.LabServiceProblem(p.ExecutionId, p.Status, p.Code);
+                var extensions = p.Extensions.Select(e => new KeyValuePair<string, object?>(e.Key, e.Value)).ToList();
+                AddExecutionId(extensions, p);
+                return (Problems.Create(p.Status, p.Code, p.Title, p.Detail, extensions), p.RetryAfter);
+            }
+
+            case LabServiceUnavailableException u:
+            {
+                logger.LabServiceUnreachable(u.ExecutionId, u.Reason);
+                var options = labOptions.Value;
+                var extensions = new List<KeyValuePair<string, object?>>();
+                AddExecutionId(extensions, u);
+                var problem = Problems.Create(StatusCodes.Status503ServiceUnavailable, "lab_unavailable",
+                    "LabService is unavailable",
+                    $"The Backend could not reach LabService ({options.BaseAddress}): {u.Reason}. Check that LabService is running " +
+                    "(dotnet run --project AgentLab.LabService, or the AppHost) and that services__labservice__http__0 or " +
+                    "LabService:BaseAddress points at it, then retry.",
+                    extensions);
+                return (problem, options.UnavailableRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            case LabServiceTimeoutException t:
+            {
+                logger.LabServiceTimedOut(t.ExecutionId, t.Timeout.TotalSeconds);
+                var extensions = new List<KeyValuePair<string, object?>>();
+                AddExecutionId(extensions, t);
+                return (Problems.Create(StatusCodes.Status504GatewayTimeout, "lab_timeout", "LabService did not answer in time",
+                    $"No answer from LabService within {t.Timeout.TotalSeconds:0.#} s. Raise parameters.timeout_seconds, " +
+                    "ask for fewer tokens (parameters.max_tokens), or check whether the model server is overloaded.",
+                    extensions), null);
+            }
+
+            case BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }:
+                return (Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The request body is too large",
+                    "Send a smaller body."), null);
+
+            case BadHttpRequestException bad:
+                return (Problems.Create(bad.StatusCode, "bad_request", "The request could not be read", bad.Message), null);
+
+            default:
+                logger.UnhandledError(exception, httpContext.Request.Method, httpContext.Request.Path);
+                return (Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "Internal error",
+                    "The Backend failed unexpectedly; this is a bug. Report it with the trace_id."), null);
+        }
+    }
+
+    private static void AddExecutionId(List<KeyValuePair<string, object?>> extensions, LabServiceException ex)
+    {
+        if (ex.ExecutionId is { } id)
+            extensions.Add(new("execution_id", id));
+    }
+}

@@ -1,0 +1,110 @@
+using AgentLab.Backend.Errors;
+using AgentLab.Backend.Executions;
+using AgentLab.Backend.Lab;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.Backend;
+
+/// <summary>The Backend's services, options and API documentation, wired once for <c>Program.cs</c>.</summary>
+public static class BackendExtensions
+{
+    /// <summary>The CORS policy applied to the whole API.</summary>
+    public const string CorsPolicy = "frontend";
+
+    /// <summary>Where the Backend listens when nothing else is configured (the prototype's port).</summary>
+    public const string DefaultUrl = "http://localhost:8000";
+
+    public static WebApplicationBuilder AddBackendServices(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+
+        UseDefaultUrl(builder);
+
+        services.AddOptions<ExecutionOptions>().BindConfiguration(ExecutionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LabServiceOptions>().BindConfiguration(LabServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<BackendCorsOptions>().BindConfiguration(BackendCorsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddProblemDetails();   // no-op when AddServiceDefaults registered it (with the trace_id customisation)
+        services.AddExceptionHandler<BackendExceptionHandler>();
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, BackendJsonContext.Default);
+            // The execute body is read strictly ("0.5" is not a number), so the OpenAPI schemas must not say otherwise.
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+        });
+
+        services.AddLabServiceClient();
+        services.AddLabServiceReadClient();
+        services.AddScoped<ExecutionRunner>();
+
+        services.AddCors();
+        services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()
+            .Configure<IOptions<BackendCorsOptions>>((cors, settings) => cors.AddPolicy(CorsPolicy, policy => policy
+                .WithOrigins(settings.Value.EffectiveOrigins)
+                .AllowAnyHeader()
+                .AllowAnyMethod()
+                .WithExposedHeaders("Location", "Retry-After")));
+
+        services.AddOpenApi();
+        return builder;
+    }
+
+    /// <summary>The model-call client: no retry handler, ever (a generation is not idempotent).</summary>
+    public static IHttpClientBuilder AddLabServiceClient(this IServiceCollection services) =>
+        services.AddHttpClient<LabServiceClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .RemoveAllLoggers();   // the hot path: the runner logs one line per execution, not four per call
+
+    /// <summary>
+    /// The client for LabService's read-only endpoints. Its calls are safe to retry: this is where
+    /// ServiceDefaults' <c>AddIdempotentResilienceHandler()</c> goes.
+    /// </summary>
+    public static IHttpClientBuilder AddLabServiceReadClient(this IServiceCollection services) =>
+        services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .RemoveAllLoggers();
+
+    /// <summary>OpenAPI at <c>/openapi/v1.json</c> and Swagger UI over it at <c>/swagger</c>.</summary>
+    public static WebApplication MapApiDocs(this WebApplication app)
+    {
+        app.MapOpenApi();
+        app.UseSwaggerUI(o =>
+        {
+            o.SwaggerEndpoint("/openapi/v1.json", "AgentLab Backend v1");
+            o.DocumentTitle = "AgentLab Backend API";
+        });
+        return app;
+    }
+
+    /// <summary>
+    /// Listens on <see cref="DefaultUrl"/> unless the host was given addresses: <c>--urls</c>, <c>ASPNETCORE_URLS</c>,
+    /// <c>ASPNETCORE_HTTP_PORTS</c> or <c>Kestrel:Endpoints</c>. Done here rather than as a Kestrel endpoint in
+    /// appsettings.json because such an endpoint beats <c>--urls</c>, is also bound by test hosts that listen on a
+    /// port of their own, and travels with appsettings.json into every referencing project's output folder.
+    /// </summary>
+    private static void UseDefaultUrl(WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        var hasAddresses = !string.IsNullOrEmpty(config["urls"])
+            || !string.IsNullOrEmpty(config["http_ports"])
+            || !string.IsNullOrEmpty(config["https_ports"])
+            || config.GetSection("Kestrel:Endpoints").Exists();
+        if (!hasAddresses)
+            builder.WebHost.UseUrls(DefaultUrl);
+    }
+
+    private static void ConfigureLabClient(IServiceProvider sp, HttpClient http)
+    {
+        var options = sp.GetRequiredService<IOptions<LabServiceOptions>>().Value;
+        http.BaseAddress = new Uri(options.BaseAddress.TrimEnd('/') + "/");
+        // Generations can outlast any fixed client timeout; each call is bounded by its own token instead.
+        http.Timeout = Timeout.InfiniteTimeSpan;
+    }
+
+    private static HttpMessageHandler CreateHandler(IServiceProvider sp) => new SocketsHttpHandler
+    {
+        // Fail fast when LabService is down rather than waiting for the OS connect timeout (minutes).
+        ConnectTimeout = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<LabServiceOptions>>().Value.ConnectTimeoutSeconds),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+    };
+}

@@ -1,0 +1,37 @@
+using System.Text.Json.Serialization;
+using AgentLab.Backend.Executions;
+using AgentLab.Backend.Health;
+using AgentLab.Backend.Lab;
+
+namespace AgentLab.Backend;
+
+/// <summary>
+/// Source-generated metadata for the Backend's public API (snake_case): no reflection on the hot path, and the
+/// wire names do not depend on how the host's HTTP JSON options happen to be configured.
+/// Reading is strict about types (a string is not a number) but not about the case of property names.
+/// </summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    PropertyNameCaseInsensitive = true,
+    ReadCommentHandling = System.Text.Json.JsonCommentHandling.Disallow)]
+[JsonSerializable(typeof(ExecutionRequest))]
+[JsonSerializable(typeof(ExecutionResult))]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(StatusReport))]
+[JsonSerializable(typeof(DetailedHealthReport))]
+public sealed partial class BackendJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// Source-generated metadata for the LabService wire contract. Nulls are left out of requests so that LabService
+/// applies its own defaults (model, temperature, ...).
+/// </summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    PropertyNameCaseInsensitive = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(InferenceRequest))]
+[JsonSerializable(typeof(InferenceResponse))]
+[JsonSerializable(typeof(ModelList))]
+[JsonSerializable(typeof(LabHealthReport))]
+[JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
+public sealed partial class LabJsonContext : JsonSerializerContext;

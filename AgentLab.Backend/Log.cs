@@ -1,0 +1,25 @@
+namespace AgentLab.Backend;
+
+/// <summary>The Backend's log messages (event ids 1000–1999). Prompt and output text never appear here.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1001, LogLevel.Information,
+        "Execution {ExecutionId} completed ({ExecutionType}, model {Model} on {ModelServer}) in {DurationMs} ms, {PromptTokens}+{CompletionTokens} tokens")]
+    public static partial void ExecutionCompleted(this ILogger logger, Guid executionId, string executionType, string model,
+        string modelServer, double durationMs, int promptTokens, int completionTokens);
+
+    [LoggerMessage(1002, LogLevel.Warning, "Execution {ExecutionId}: LabService answered {Status} {Code}")]
+    public static partial void LabServiceProblem(this ILogger logger, Guid? executionId, int status, string code);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Execution {ExecutionId}: LabService is unreachable: {Reason}")]
+    public static partial void LabServiceUnreachable(this ILogger logger, Guid? executionId, string reason);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Execution {ExecutionId}: LabService did not answer within {TimeoutSeconds} s")]
+    public static partial void LabServiceTimedOut(this ILogger logger, Guid? executionId, double timeoutSeconds);
+
+    [LoggerMessage(1005, LogLevel.Error, "Unhandled error on {Method} {Path}")]
+    public static partial void UnhandledError(this ILogger logger, Exception exception, string method, string path);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Health probe of LabService failed: {Reason}")]
+    public static partial void HealthProbeFailed(this ILogger logger, string reason);
+}

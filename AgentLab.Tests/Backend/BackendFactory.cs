@@ -1,0 +1,36 @@
+using System.Diagnostics;
+using AgentLab.Backend;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace AgentLab.Tests.Backend;
+
+/// <summary>The Backend in memory, with its LabService pointed at <paramref name="labBaseAddress"/>.</summary>
+public sealed class BackendFactory(Uri labBaseAddress, IReadOnlyDictionary<string, string?>? settings = null)
+    : WebApplicationFactory<BackendMarker>
+{
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        var all = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["LabService:BaseAddress"] = labBaseAddress.ToString(),
+            ["LabService:HealthTimeoutSeconds"] = "2",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+            all[key] = value;
+
+        builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(all));
+        builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        builder.ConfigureServices(services =>
+        {
+            // Stand-in for the trace_id customisation of AddServiceDefaults while it is a stub; it steps aside as
+            // soon as ServiceDefaults sets its own.
+            services.PostConfigure<ProblemDetailsOptions>(o => o.CustomizeProblemDetails ??= ctx =>
+                ctx.ProblemDetails.Extensions["trace_id"] = Activity.Current?.TraceId.ToString() ?? ctx.HttpContext.TraceIdentifier);
+        });
+    }
+}

@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace AgentLab.Tests.Backend;
+
+/// <summary>One request the fake LabService received.</summary>
+public sealed record LabRequest(string Method, string Path, string Body, string? Baggage, string? Accept);
+
+/// <summary>
+/// A LabService stand-in on a real socket (127.0.0.1, ephemeral port) that answers the documented wire contract
+/// with literal JSON, so the Backend is tested against the contract rather than against its own DTOs.
+/// </summary>
+public sealed class FakeLabService : IAsyncDisposable
+{
+    public const string InferenceJson = """
+        {"output":"2, 3 y 5","model":"mistral:7b","requested_model":"mistral7b","model_server":"simulator","done_reason":"stop",
+         "metrics":{"total_duration_ms":120.5,"time_to_first_token_ms":12.25,"load_duration_ms":3.5,"prompt_eval_duration_ms":8,
+                    "eval_duration_ms":100,"prompt_tokens":11,"completion_tokens":7,"tokens_per_second":70,"wall_duration_ms":121}}
+        """;
+
+    public const string ModelsJson = """
+        {"model_server":"simulator","models":[{"name":"mistral:7b","aliases":["mistral7b"],"family":"llama","parameter_size":"7.2B",
+         "quantization_level":"Q4_0","size":4109865159,"modified_at":"2026-01-02T03:04:05Z","capabilities":["completion"],
+         "context_length":32768,"loaded":true}]}
+        """;
+
+    public const string HealthyJson = """
+        {"status":"healthy","checks":{"model_server":{"status":"healthy","duration_ms":2.5,"description":"simulator answers",
+         "data":{"endpoint":"http://127.0.0.1:11434","version":"0.9.0","server_kind":"simulator","latency_ms":1.75}}}}
+        """;
+
+    private readonly WebApplication _app;
+
+    private FakeLabService(WebApplication app, Uri baseAddress)
+    {
+        _app = app;
+        BaseAddress = baseAddress;
+    }
+
+    public Uri BaseAddress { get; }
+
+    public ConcurrentQueue<LabRequest> Received { get; } = new();
+
+    public Func<HttpContext, Task> Inference { get; set; } = Json(StatusCodes.Status200OK, InferenceJson);
+    public Func<HttpContext, Task> Models { get; set; } = Json(StatusCodes.Status200OK, ModelsJson);
+    public Func<HttpContext, Task> Health { get; set; } = Json(StatusCodes.Status200OK, HealthyJson);
+
+    public static async Task<FakeLabService> StartAsync(CancellationToken ct)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        // The test output folder holds the services' appsettings.json (with Kestrel endpoints); ignore them.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        FakeLabService? fake = null;
+
+        app.MapPost("/inference/", async ctx => { await Record(fake!, ctx); await fake!.Inference(ctx); });
+        app.MapGet("/models/", async ctx => { await Record(fake!, ctx); await fake!.Models(ctx); });
+        app.MapGet("/health", async ctx => { await Record(fake!, ctx); await fake!.Health(ctx); });
+
+        await app.StartAsync(ct).WaitAsync(TimeSpan.FromSeconds(10), ct);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        fake = new FakeLabService(app, new Uri(address));
+        return fake;
+    }
+
+    /// <summary>Answers with a literal JSON body.</summary>
+    public static Func<HttpContext, Task> Json(int status, string json, string contentType = "application/json") => async ctx =>
+    {
+        ctx.Response.StatusCode = status;
+        ctx.Response.ContentType = contentType;
+        await ctx.Response.WriteAsync(json, ctx.RequestAborted);
+    };
+
+    /// <summary>Answers with a LabService problem document.</summary>
+    public static Func<HttpContext, Task> Problem(int status, string code, string title, string detail,
+        string extraMembers = "", string? retryAfter = null) => async ctx =>
+    {
+        if (retryAfter is not null)
+            ctx.Response.Headers.RetryAfter = retryAfter;
+        var extra = extraMembers.Length > 0 ? "," + extraMembers : "";
+        await Json(status, $$"""{"type":"about:blank","title":"{{title}}","status":{{status}},"detail":"{{detail}}","code":"{{code}}","trace_id":"lab-trace"{{extra}}}""",
+            "application/problem+json")(ctx);
+    };
+
+    /// <summary>Never answers until the caller goes away.</summary>
+    public static Func<HttpContext, Task> Hang => async ctx =>
+    {
+        try
+        {
+            await Task.Delay(Timeout.InfiniteTimeSpan, ctx.RequestAborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The Backend gave up, as it should.
+        }
+    };
+
+    /// <summary>An address where nothing listens: the port was bound and released.</summary>
+    public static Uri ClosedAddress()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return new Uri($"http://127.0.0.1:{port}/");
+    }
+
+    private static async Task Record(FakeLabService fake, HttpContext ctx)
+    {
+        using var reader = new StreamReader(ctx.Request.Body);
+        var body = await reader.ReadToEndAsync(ctx.RequestAborted);
+        fake.Received.Enqueue(new LabRequest(ctx.Request.Method, ctx.Request.Path, body,
+            ctx.Request.Headers["baggage"].ToString() is { Length: > 0 } b ? b : null, ctx.Request.Headers.Accept.ToString()));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _app.StopAsync(stopping.Token).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,60 @@
+using AgentLab.LabService.Models;
+using AgentLab.LabService.Ollama;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.LabService;
+
+public static class Extensions
+{
+    public const int DefaultPort = 8001;
+
+    /// <summary>Options, the Ollama client, the model manager, error mapping and the model-server health check.</summary>
+    public static IHostApplicationBuilder AddLabServices(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<OllamaOptions>().BindConfiguration(OllamaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LabOptions>().BindConfiguration(LabOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.TryAddSingleton(TimeProvider.System);
+
+        // No resilience handler on purpose: a generation is not idempotent, and once a byte has arrived a retry
+        // would duplicate it. Phase timeouts are enforced per call by OllamaClient instead of HttpClient.Timeout.
+        services.AddHttpClient<OllamaClient>((sp, http) =>
+            {
+                http.BaseAddress = OllamaOptions.ResolveEndpoint(sp.GetRequiredService<IConfiguration>());
+                http.Timeout = Timeout.InfiniteTimeSpan;
+            })
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
+            {
+                ConnectTimeout = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<OllamaOptions>>().Value.ConnectTimeoutSeconds),
+                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                AutomaticDecompression = System.Net.DecompressionMethods.None,
+                UseProxy = false,
+            });
+        services.AddTransient<IChatClient>(sp => sp.GetRequiredService<OllamaClient>());
+        services.AddSingleton<ModelManager>();
+
+        services.AddProblemDetails();
+        services.AddExceptionHandler<LabExceptionHandler>();
+        services.AddHealthChecks().AddCheck<ModelServerHealthCheck>(ModelServerHealthCheck.Name, HealthStatus.Degraded);
+
+        if (builder is WebApplicationBuilder web)
+            UseDefaultUrls(web);
+        return builder;
+    }
+
+    /// <summary>
+    /// Listen on http://0.0.0.0:8001 unless told otherwise. Order: --urls / ASPNETCORE_URLS / Urls (configuration
+    /// key "urls"), then PORT, then 8001.
+    /// </summary>
+    private static void UseDefaultUrls(WebApplicationBuilder builder)
+    {
+        var config = builder.Configuration;
+        if (!string.IsNullOrEmpty(config["urls"]) || !string.IsNullOrEmpty(config["http_ports"]) || !string.IsNullOrEmpty(config["https_ports"]))
+            return;
+        var port = int.TryParse(config["PORT"], out var p) && p is > 0 and < 65536 ? p : DefaultPort;
+        builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
+    }
+}

@@ -9,8 +9,6 @@ namespace AgentLab.LabService;
 
 public static class Extensions
 {
-    public const int DefaultPort = 8001;
-
     /// <summary>Options, the Ollama client, the model manager, error mapping and the model-server health check.</summary>
     public static IHostApplicationBuilder AddLabServices(this IHostApplicationBuilder builder)
     {
@@ -46,15 +44,15 @@ public static class Extensions
     }
 
     /// <summary>
-    /// Listen on http://0.0.0.0:8001 unless told otherwise. Order: --urls / ASPNETCORE_URLS / Urls (configuration
-    /// key "urls"), then PORT, then 8001.
+    /// appsettings.json sets <c>Urls</c> to http://0.0.0.0:8001. <c>--urls</c> and <c>ASPNETCORE_URLS</c> override it as
+    /// usual; <c>PORT</c> (as set by many PaaS hosts) overrides only that default, never an explicit URL.
     /// </summary>
     private static void UseDefaultUrls(WebApplicationBuilder builder)
     {
         var config = builder.Configuration;
-        if (!string.IsNullOrEmpty(config["urls"]) || !string.IsNullOrEmpty(config["http_ports"]) || !string.IsNullOrEmpty(config["https_ports"]))
-            return;
-        var port = int.TryParse(config["PORT"], out var p) && p is > 0 and < 65536 ? p : DefaultPort;
-        builder.WebHost.UseUrls($"http://0.0.0.0:{port}");
+        if (config["urls"] == DefaultUrls && int.TryParse(config["PORT"], out var port) && port is > 0 and < 65536)
+            config.AddInMemoryCollection([new("urls", $"http://0.0.0.0:{port}")]);
     }
+
+    public const string DefaultUrls = "http://0.0.0.0:8001";
 }

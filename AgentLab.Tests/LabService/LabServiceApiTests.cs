@@ -338,7 +338,10 @@ public sealed class LabServiceApiTests
         var response = await client.GetAsync("/health", ct).WaitAsync(Bound, ct);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Contains("Healthy", await response.Content.ReadAsStringAsync(ct));
+        using var health = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        var check = health.RootElement.GetProperty("checks").GetProperty("model_server");
+        Assert.Equal("healthy", check.GetProperty("status").GetString());
+        Assert.Equal(fake.BaseAddress.ToString().TrimEnd('/'), check.GetProperty("data").GetProperty("endpoint").GetString()?.TrimEnd('/'));
         Assert.Equal(1, fake.VersionCalls);
         Assert.Empty(fake.ChatRequests);
     }
@@ -353,6 +356,10 @@ public sealed class LabServiceApiTests
         var response = await client.GetAsync("/health", ct).WaitAsync(Bound, ct);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Contains("Degraded", await response.Content.ReadAsStringAsync(ct));
+        using var health = JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        Assert.Equal("degraded", health.RootElement.GetProperty("status").GetString());
+        var check = health.RootElement.GetProperty("checks").GetProperty("model_server");
+        Assert.Equal("degraded", check.GetProperty("status").GetString());
+        Assert.Contains("ConnectionStrings:ollama", check.GetProperty("description").GetString());
     }
 }

@@ -1,6 +1,7 @@
 using AgentLab.Backend.Errors;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
+using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -19,14 +20,13 @@ public static class BackendExtensions
     {
         var services = builder.Services;
 
-        UseDefaultUrl(builder);
+        builder.ListenByDefaultOn(DefaultUrl);
 
         services.AddOptions<ExecutionOptions>().BindConfiguration(ExecutionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LabServiceOptions>().BindConfiguration(LabServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BackendCorsOptions>().BindConfiguration(BackendCorsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
-        services.AddProblemDetails();   // no-op when AddServiceDefaults registered it (with the trace_id customisation)
         services.AddExceptionHandler<BackendExceptionHandler>();
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -57,12 +57,13 @@ public static class BackendExtensions
             .RemoveAllLoggers();   // the hot path: the runner logs one line per execution, not four per call
 
     /// <summary>
-    /// The client for LabService's read-only endpoints. Its calls are safe to retry: this is where
-    /// ServiceDefaults' <c>AddIdempotentResilienceHandler()</c> goes.
+    /// The client for LabService's read-only endpoints: its GETs are safe to retry, so they go through
+    /// ServiceDefaults' idempotent resilience pipeline.
     /// </summary>
     public static IHttpClientBuilder AddLabServiceReadClient(this IServiceCollection services) =>
         services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
-            .RemoveAllLoggers();
+            .RemoveAllLoggers()
+            .AddIdempotentResilienceHandler();
 
     /// <summary>OpenAPI at <c>/openapi/v1.json</c> and Swagger UI over it at <c>/swagger</c>.</summary>
     public static WebApplication MapApiDocs(this WebApplication app)
@@ -74,23 +75,6 @@ public static class BackendExtensions
             o.DocumentTitle = "AgentLab Backend API";
         });
         return app;
-    }
-
-    /// <summary>
-    /// Listens on <see cref="DefaultUrl"/> unless the host was given addresses: <c>--urls</c>, <c>ASPNETCORE_URLS</c>,
-    /// <c>ASPNETCORE_HTTP_PORTS</c> or <c>Kestrel:Endpoints</c>. Done here rather than as a Kestrel endpoint in
-    /// appsettings.json because such an endpoint beats <c>--urls</c>, is also bound by test hosts that listen on a
-    /// port of their own, and travels with appsettings.json into every referencing project's output folder.
-    /// </summary>
-    private static void UseDefaultUrl(WebApplicationBuilder builder)
-    {
-        var config = builder.Configuration;
-        var hasAddresses = !string.IsNullOrEmpty(config["urls"])
-            || !string.IsNullOrEmpty(config["http_ports"])
-            || !string.IsNullOrEmpty(config["https_ports"])
-            || config.GetSection("Kestrel:Endpoints").Exists();
-        if (!hasAddresses)
-            builder.WebHost.UseUrls(DefaultUrl);
     }
 
     private static void ConfigureLabClient(IServiceProvider sp, HttpClient http)

@@ -34,25 +34,14 @@ public static class Extensions
         services.AddTransient<IChatClient>(sp => sp.GetRequiredService<OllamaClient>());
         services.AddSingleton<ModelManager>();
 
-        services.AddProblemDetails();
         services.AddExceptionHandler<LabExceptionHandler>();
         services.AddHealthChecks().AddCheck<ModelServerHealthCheck>(ModelServerHealthCheck.Name, HealthStatus.Degraded);
 
         if (builder is WebApplicationBuilder web)
-            UseDefaultUrls(web);
+            web.ListenByDefaultOn(DefaultUrl);
         return builder;
     }
 
-    /// <summary>
-    /// appsettings.json sets <c>Urls</c> to http://0.0.0.0:8001. <c>--urls</c> and <c>ASPNETCORE_URLS</c> override it as
-    /// usual; <c>PORT</c> (as set by many PaaS hosts) overrides only that default, never an explicit URL.
-    /// </summary>
-    private static void UseDefaultUrls(WebApplicationBuilder builder)
-    {
-        var config = builder.Configuration;
-        if (config["urls"] == DefaultUrls && int.TryParse(config["PORT"], out var port) && port is > 0 and < 65536)
-            config.AddInMemoryCollection([new("urls", $"http://0.0.0.0:{port}")]);
-    }
-
-    public const string DefaultUrls = "http://0.0.0.0:8001";
+    /// <summary>Where LabService listens when nothing else is configured.</summary>
+    public const string DefaultUrl = "http://localhost:8001";
 }

@@ -4,6 +4,7 @@ using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -56,6 +57,28 @@ public static class Extensions
         builder.Services.ConfigureHttpClientDefaults(http => http.AddServiceDiscovery());
 
         builder.Services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, ServiceDefaultsStartupFilter>());
+        return builder;
+    }
+
+    /// <summary>
+    /// Listens on <paramref name="url"/> unless the host was given addresses (<c>--urls</c>, <c>ASPNETCORE_URLS</c>,
+    /// <c>ASPNETCORE_HTTP_PORTS</c> or <c>Kestrel:Endpoints</c>), so <c>dotnet run --project</c> lands on the service's
+    /// well-known port while an orchestrator or a test host can still choose another.
+    /// </summary>
+    /// <remarks>
+    /// Done in code rather than as <c>Urls</c>/<c>Kestrel:Endpoints</c> in appsettings.json: a Kestrel endpoint there
+    /// beats <c>--urls</c>, and appsettings.json is copied into every referencing project's output folder (the tests'),
+    /// where it would make unrelated hosts bind the service's port.
+    /// </remarks>
+    public static WebApplicationBuilder ListenByDefaultOn(this WebApplicationBuilder builder, string url)
+    {
+        var config = builder.Configuration;
+        var hasAddresses = !string.IsNullOrEmpty(config["urls"])
+            || !string.IsNullOrEmpty(config["http_ports"])
+            || !string.IsNullOrEmpty(config["https_ports"])
+            || config.GetSection("Kestrel:Endpoints").Exists();
+        if (!hasAddresses)
+            builder.WebHost.UseUrls(url);
         return builder;
     }
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using AgentLab.Backend;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -25,12 +24,5 @@ public sealed class BackendFactory(Uri labBaseAddress, IReadOnlyDictionary<strin
 
         builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(all));
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
-        builder.ConfigureServices(services =>
-        {
-            // Stand-in for the trace_id customisation of AddServiceDefaults while it is a stub; it steps aside as
-            // soon as ServiceDefaults sets its own.
-            services.PostConfigure<ProblemDetailsOptions>(o => o.CustomizeProblemDetails ??= ctx =>
-                ctx.ProblemDetails.Extensions["trace_id"] = Activity.Current?.TraceId.ToString() ?? ctx.HttpContext.TraceIdentifier);
-        });
     }
 }

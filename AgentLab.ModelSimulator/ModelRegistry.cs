@@ -35,16 +35,27 @@ public sealed class ModelRegistry
     }
 
     private int _inFlight;
+    private long _admitted;
+    private long _aborted;
+
+    /// <summary>What the generation endpoints have seen so far, for tests that must observe the model side.</summary>
+    public SimulatorStats Stats => new(Interlocked.Read(ref _admitted), Interlocked.Read(ref _aborted), Volatile.Read(ref _inFlight));
 
     /// <summary>Counts a chat/generate request in; false when MaxQueue are already in flight (Ollama's 503).</summary>
     public bool TryEnterQueue(int maxQueue, out int inFlight)
     {
         inFlight = Interlocked.Increment(ref _inFlight);
         if (inFlight <= maxQueue)
+        {
+            Interlocked.Increment(ref _admitted);
             return true;
+        }
         Interlocked.Decrement(ref _inFlight);
         return false;
     }
+
+    /// <summary>Counts a generation the client abandoned (the connection closed before the reply was complete).</summary>
+    public void CountAborted() => Interlocked.Increment(ref _aborted);
 
     public void ExitQueue() => Interlocked.Decrement(ref _inFlight);
 
@@ -347,3 +358,6 @@ public static class Hashing
         return sb.ToString();
     }
 }
+
+/// <summary>Counters of the chat/generate endpoints: requests admitted, abandoned by the client, and in flight now.</summary>
+public readonly record struct SimulatorStats(long GenerationRequests, long AbortedRequests, int InFlight);

@@ -273,6 +273,7 @@ public static class OllamaApi
         catch (OperationCanceledException)
         {
             // The client went away: stop generating, as Ollama does when the connection closes.
+            registry.CountAborted();
             logger.ClientAborted(http.Request.Path, requested);
         }
         finally

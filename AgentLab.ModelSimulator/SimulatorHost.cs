@@ -22,6 +22,9 @@ public sealed class SimulatorHost : IAsyncDisposable
     /// <summary>The options the running simulator uses (a copy of those passed in, validated).</summary>
     public SimulatorOptions Options { get; }
 
+    /// <summary>Counters of the generation endpoints (admitted, aborted by the client, in flight).</summary>
+    public SimulatorStats Stats => _app.Services.GetRequiredService<ModelRegistry>().Stats;
+
     public static async Task<SimulatorHost> StartAsync(SimulatorOptions? options = null, CancellationToken ct = default)
     {
         var app = SimulatorApp.Create(["--urls", "http://127.0.0.1:0"], options is null ? null : o => o.CopyFrom(options), isolated: true);

@@ -75,6 +75,22 @@ public sealed class StoppedPartsTests
     }
 
     [Fact]
+    public async Task Models_SimulatorStopped_Returns503ModelUnavailableWithRetryAfter()
+    {
+        await using var stack = new LabStack();
+        await stack.InitializeAsync();
+        await stack.StopSimulatorAsync();
+
+        // Bounded well below the read's own 30 s limits: LabService's 503 must come back, not a timeout.
+        using var response = await stack.Backend.GetAsync("api/v1/models", Ct).WaitAsync(LabStack.Bound, Ct);
+        var problem = await SimplePathTests.JsonAsync(response);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("model_unavailable", problem.GetProperty("code").GetString());
+        Assert.NotNull(response.Headers.RetryAfter);
+    }
+
+    [Fact]
     public async Task Ready_LabServiceStopped_Returns503NotReady()
     {
         await using var stack = new LabStack();

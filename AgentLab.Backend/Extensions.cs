@@ -63,7 +63,9 @@ public static class BackendExtensions
     public static IHttpClientBuilder AddLabServiceReadClient(this IServiceCollection services) =>
         services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
             .RemoveAllLoggers()
-            .AddIdempotentResilienceHandler();
+            // LabService's Retry-After (5-10 s: the model server is down or busy) is advice for the end client; an
+            // interactive read passes that answer on at once instead of sitting on it until its own timeout.
+            .AddIdempotentResilienceHandler(o => o.MaxRetryAfter = TimeSpan.FromSeconds(1));
 
     /// <summary>OpenAPI at <c>/openapi/v1.json</c> and Swagger UI over it at <c>/swagger</c>.</summary>
     public static WebApplication MapApiDocs(this WebApplication app)

@@ -31,7 +31,10 @@ public sealed class IdempotentResilienceOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan BaseDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>Longest wait honoured from a <c>Retry-After</c> header; longer ones are capped to this.</summary>
+    /// <summary>
+    /// Longest wait honoured from a <c>Retry-After</c> header. A server that asks for a longer pause (or for one that
+    /// would outlast <see cref="TotalTimeout"/>) is not retried: its answer, Retry-After included, goes to the caller.
+    /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -107,7 +110,7 @@ internal sealed class IdempotentPipelines(IOptionsMonitor<IdempotentResilienceOp
             .AddTimeout(o.TotalTimeout)
             .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
             {
-                ShouldHandle = transient,
+                ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context, o)),
                 MaxRetryAttempts = o.MaxRetryAttempts,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
@@ -146,6 +149,25 @@ internal sealed class IdempotentPipelines(IOptionsMonitor<IdempotentResilienceOp
             .Build();
     }
 
+    /// <summary>
+    /// Transient failures are retried, except an answer whose Retry-After asks for more than we will wait: waiting it
+    /// out would end in the total timeout and turn the server's informative answer into a bare timeout.
+    /// </summary>
+    internal static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, ResilienceContext context, IdempotentResilienceOptions o)
+    {
+        if (outcome.Exception is { } ex)
+            return ex is HttpRequestException or TimeoutRejectedException;
+        if (outcome.Result is not { } response || !IsTransient(response))
+            return false;
+        var header = response.Headers.RetryAfter;
+        if ((header?.Delta ?? (header?.Date is { } date ? date - DateTimeOffset.UtcNow : null)) is not { } wait)
+            return true;
+        var elapsed = context.Properties.TryGetValue(IdempotentResilienceHandler.StartedKey, out var started)
+            ? System.Diagnostics.Stopwatch.GetElapsedTime(started)
+            : TimeSpan.Zero;
+        return wait <= o.MaxRetryAfter && elapsed + wait < o.TotalTimeout;
+    }
+
     internal static bool IsTransient(HttpResponseMessage response) =>
         response.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500;
 
@@ -164,6 +186,7 @@ internal sealed class IdempotentPipelines(IOptionsMonitor<IdempotentResilienceOp
 internal sealed class IdempotentResilienceHandler(ResiliencePipeline<HttpResponseMessage> pipeline) : DelegatingHandler
 {
     internal static readonly ResiliencePropertyKey<HttpRequestMessage?> RequestKey = new("agentlab.http_request");
+    internal static readonly ResiliencePropertyKey<long> StartedKey = new("agentlab.started");
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
@@ -172,6 +195,7 @@ internal sealed class IdempotentResilienceHandler(ResiliencePipeline<HttpRespons
 
         var context = ResilienceContextPool.Shared.Get(cancellationToken);
         context.Properties.Set(RequestKey, request);
+        context.Properties.Set(StartedKey, System.Diagnostics.Stopwatch.GetTimestamp());
         try
         {
             // Polly disposes the responses of failed attempts before it retries.

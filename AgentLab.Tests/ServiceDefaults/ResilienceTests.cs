@@ -144,4 +144,35 @@ public sealed class ResilienceTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(2, peer.Calls);
     }
+
+    [Fact]
+    public async Task Get_503WithRetryAfterBeyondCap_IsPassedOnWithoutRetry()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var (host, peer) = await StartPeerAsync(failures: int.MaxValue, retryAfter: "10");
+        await using var _ = host;
+        await using var sp = Client(host.Address, o => o.MaxRetryAfter = TimeSpan.FromSeconds(1));
+        var client = sp.GetRequiredService<IHttpClientFactory>().CreateClient("peer");
+
+        using var response = await client.GetAsync("/data", ct).WaitAsync(Timeout, ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(10), response.Headers.RetryAfter?.Delta);
+        Assert.Equal(1, peer.Calls);
+    }
+
+    [Fact]
+    public async Task Get_503WithRetryAfterBeyondTotalTimeout_IsPassedOnWithoutRetry()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var (host, peer) = await StartPeerAsync(failures: int.MaxValue, retryAfter: "5");
+        await using var _ = host;
+        await using var sp = Client(host.Address, o => o.TotalTimeout = TimeSpan.FromSeconds(3));
+        var client = sp.GetRequiredService<IHttpClientFactory>().CreateClient("peer");
+
+        using var response = await client.GetAsync("/data", ct).WaitAsync(Timeout, ct);
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(1, peer.Calls);
+    }
 }

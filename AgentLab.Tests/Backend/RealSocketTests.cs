@@ -1,4 +1,7 @@
 using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AgentLab.Tests.Backend;
 
@@ -8,10 +11,13 @@ public sealed class RealSocketTests : BackendTestBase
     [Fact]
     public async Task Execute_OverRealSocket_AnswersOnEphemeralPort()
     {
-        await using var factory = new BackendFactory(Lab.BaseAddress);
-        factory.UseKestrel(0);
+        // The address comes as configuration, as an orchestrator gives it; not UseKestrel(0), which races the
+        // minimal-hosting entry point over the server's addresses.
+        await using var factory = new BackendFactory(Lab.BaseAddress, new Dictionary<string, string?> { ["urls"] = "http://127.0.0.1:0" });
+        factory.UseKestrel();
         factory.StartServer();
-        var client = factory.CreateClient();
+        var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        using var client = new HttpClient { BaseAddress = new Uri(address) };
 
         var response = await PostJsonAsync(client, """{"prompt": "Dime 3 números primos", "model": "mistral7b"}""");
 

@@ -236,6 +236,118 @@ public sealed class LabServiceSimulatorTests
     }
 
     [Fact]
+    public async Task Inference_NdjsonModelFaultStall_EndsWithTimeoutEventAfterTokens()
+    {
+        await using var lab = await SimulatedLab.StartAsync(("Ollama:IdleTimeoutSeconds", "0.3"));
+
+        var response = await lab.InferAsync("""{"prompt":"Hola","model":"stall:7b"}""", ndjson: true);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var lines = await ReadLinesAsync(response);
+        Assert.Equal(["started", "token", "token", "error"], lines.Select(l => l.GetProperty("type").GetString()));
+        var error = lines[^1].GetProperty("error");
+        Assert.Equal("model_timeout", error.GetProperty("code").GetString());
+        Assert.Equal(504, error.GetProperty("status").GetInt32());
+        Assert.Contains("Ollama:IdleTimeoutSeconds", error.GetProperty("message").GetString());
+        await lab.WaitUntilAsync(s => s.AbortedRequests == 1 && s.InFlight == 0);
+    }
+
+    [Fact]
+    public async Task Inference_TimeoutSecondsShorterThanTheGeneration_Is504TotalAndAbortsTheGeneration()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+
+        var response = await lab.InferAsync("""{"prompt":"Write a long essay about rivers","model":"crawl:7b","parameters":{"timeout_seconds":0.5}}""");
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        var problem = await ReadJsonAsync(response);
+        Assert.Equal("model_timeout", problem.GetProperty("code").GetString());
+        Assert.Equal("total", problem.GetProperty("phase").GetString());
+        await lab.WaitUntilAsync(s => s.AbortedRequests == 1 && s.InFlight == 0);
+    }
+
+    [Fact]
+    public async Task Inference_NdjsonClientDisconnects_SimulatorSeesTheGenerationAborted()
+    {
+        await using var lab = await SimulatedLab.StartAsync(realSocket: true);
+        var client = lab.Client;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/inference/")
+        {
+            Content = new StringContent("""{"prompt":"Write a long essay about rivers","model":"crawl:7b"}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+
+        using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, Ct).WaitAsync(Bound, Ct))
+        {
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct).WaitAsync(Bound, Ct));
+            Assert.Contains("\"started\"", await reader.ReadLineAsync(Ct).AsTask().WaitAsync(Bound, Ct));
+            Assert.Contains("\"token\"", await reader.ReadLineAsync(Ct).AsTask().WaitAsync(Bound, Ct));
+        }   // closing the connection mid-stream must reach the model server
+
+        await lab.WaitUntilAsync(s => s.AbortedRequests == 1 && s.InFlight == 0);
+    }
+
+    [Fact]
+    public async Task Inference_ThinkingModel_OutputHasNoReasoningAndCountsAllTokens()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+
+        var json = await ReadJsonAsync(await lab.InferAsync("""{"prompt":"Why is the sky blue?","model":"qwen3"}"""));
+        var lines = await ReadLinesAsync(await lab.InferAsync("""{"prompt":"Why is the sky blue?","model":"qwen3"}""", ndjson: true));
+
+        Assert.Equal("qwen3:4b", json.GetProperty("model").GetString());
+        var output = json.GetProperty("output").GetString();
+        Assert.False(string.IsNullOrWhiteSpace(output));
+        Assert.Equal(output, string.Concat(lines.Where(l => l.GetProperty("type").GetString() == "token").Select(l => l.GetProperty("content").GetString())));
+        Assert.Equal(output, lines[^1].GetProperty("result").GetProperty("output").GetString());
+    }
+
+    [Fact]
+    public async Task Inference_ParallelRequests_EachGetsItsOwnDeterministicOutput()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+        var prompts = Enumerable.Range(1, 6).Select(i => $$"""{"prompt":"Tell me fact number {{i}} about owls","model":"mistral7b"}""").ToList();
+
+        var first = await Task.WhenAll(prompts.Select(async p => (await ReadJsonAsync(await lab.InferAsync(p))).GetProperty("output").GetString()));
+        var again = await Task.WhenAll(prompts.Select(async p =>
+            (await ReadLinesAsync(await lab.InferAsync(p, ndjson: true)))[^1].GetProperty("result").GetProperty("output").GetString()));
+
+        Assert.Equal(6, first.Distinct().Count());
+        Assert.Equal(first, again);
+    }
+
+    [Fact]
+    public async Task Models_Pull_StreamsProgressAndThePulledModelIsListedAndRunnable()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+        var before = await ReadJsonAsync(await lab.Client.GetAsync("/models/", Ct).WaitAsync(Bound, Ct));
+
+        var pull = await lab.Client.PostAsync("/models/pull", new StringContent("""{"model":"gemma3:1b"}""", Encoding.UTF8, "application/json"), Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, pull.StatusCode);
+        var lines = await ReadLinesAsync(pull);
+        Assert.Equal("progress", lines[0].GetProperty("type").GetString());
+        Assert.Equal("completed", lines[^1].GetProperty("type").GetString());
+        Assert.DoesNotContain("gemma3:1b", before.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
+        var after = await ReadJsonAsync(await lab.Client.GetAsync("/models/", Ct).WaitAsync(Bound, Ct));
+        Assert.Contains("gemma3:1b", after.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()));
+        var inference = await lab.InferAsync("""{"prompt":"Hola","model":"gemma3:1b"}""");
+        Assert.Equal(HttpStatusCode.OK, inference.StatusCode);
+    }
+
+    [Fact]
+    public async Task Models_PullUnknown_EndsWithErrorEvent()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+
+        var pull = await lab.Client.PostAsync("/models/pull", new StringContent("""{"model":"nonexistent:9b"}""", Encoding.UTF8, "application/json"), Ct).WaitAsync(Bound, Ct);
+
+        var lines = await ReadLinesAsync(pull);
+        Assert.Equal("error", lines[^1].GetProperty("type").GetString());
+        Assert.Contains("file does not exist", lines[^1].GetProperty("error").GetProperty("message").GetString());
+    }
+
+    [Fact]
     public async Task Models_List_ShowsTheSimulatorModelsWithCapabilitiesContextAndAliases()
     {
         await using var lab = await SimulatedLab.StartAsync();
@@ -291,10 +403,12 @@ public sealed class LabServiceSimulatorTests
     /// <summary>One simulator (with a model per fault) and one LabService pointed at it, for one test.</summary>
     private sealed class SimulatedLab : IAsyncDisposable
     {
-        private SimulatedLab(SimulatorHost simulator, WebApplicationFactory<LabServiceMarker> factory)
+        private SimulatedLab(SimulatorHost simulator, WebApplicationFactory<LabServiceMarker> factory, bool realSocket)
         {
             Simulator = simulator;
             Factory = factory;
+            if (realSocket)
+                factory.UseKestrel(0);   // before CreateClient, which starts the server
             Client = factory.CreateClient();
         }
 
@@ -302,7 +416,10 @@ public sealed class LabServiceSimulatorTests
         public WebApplicationFactory<LabServiceMarker> Factory { get; }
         public HttpClient Client { get; }
 
-        public static async Task<SimulatedLab> StartAsync(params (string Key, string Value)[] settings)
+        public static Task<SimulatedLab> StartAsync(params (string Key, string Value)[] settings) => StartAsync(false, settings);
+
+        /// <param name="realSocket">Kestrel on a loopback port instead of TestServer (closing a connection is observable).</param>
+        public static async Task<SimulatedLab> StartAsync(bool realSocket, params (string Key, string Value)[] settings)
         {
             var options = new SimulatorOptions { TimeToFirstTokenMs = TtftMs, TokenLatencyMs = TokenMs, LoadDurationMs = LoadMs, PullStepDelayMs = 0 };
             // A model per fault, so LabService finds them in /api/tags and every request to them fails that way.
@@ -313,16 +430,21 @@ public sealed class LabServiceSimulatorTests
                 new SimulatedModel { Name = "stall:7b", Fault = "stall:2" },
                 new SimulatedModel { Name = "slow:7b", Fault = "slow_first_token:10000" },
                 new SimulatedModel { Name = "cut:7b", Fault = "cut:2" },
+                // Slow enough that a request is surely still generating when a test cancels or times it out.
+                new SimulatedModel { Name = "crawl:7b", TokenLatencyMs = 200 },
             ]);
             var simulator = await SimulatorHost.StartAsync(options, Ct).WaitAsync(Bound, Ct);
             var factory = new WebApplicationFactory<LabServiceMarker>().WithWebHostBuilder(builder =>
             {
                 builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
                 builder.UseSetting("Ollama:ConnectTimeoutSeconds", "2");
+                // appsettings.json's Urls would otherwise win over UseKestrel(0)'s address.
+                if (realSocket)
+                    builder.UseSetting("urls", "http://127.0.0.1:0");
                 foreach (var (key, value) in settings)
                     builder.UseSetting(key, value);
             });
-            return new SimulatedLab(simulator, factory);
+            return new SimulatedLab(simulator, factory, realSocket);
         }
 
         public async Task<HttpResponseMessage> InferAsync(string json, bool ndjson = false)

@@ -288,6 +288,25 @@ public sealed class LabServiceSimulatorTests
     }
 
     [Fact]
+    public async Task Inference_JsonClientDisconnects_SimulatorSeesTheGenerationAborted()
+    {
+        await using var lab = await SimulatedLab.StartAsync(realSocket: true);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/inference/")
+        {
+            Content = new StringContent("""{"prompt":"Write a long essay about rivers","model":"crawl:7b"}""", Encoding.UTF8, "application/json"),
+        };
+        var call = lab.Client.SendAsync(request, cts.Token);
+        await lab.WaitUntilAsync(s => s.InFlight == 1);
+
+        // Nothing has been written yet in JSON mode: the caller giving up must still stop the model.
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Bound, Ct));
+        await lab.WaitUntilAsync(s => s.AbortedRequests == 1 && s.InFlight == 0);
+    }
+
+    [Fact]
     public async Task Inference_ThinkingModel_OutputHasNoReasoningAndCountsAllTokens()
     {
         await using var lab = await SimulatedLab.StartAsync();

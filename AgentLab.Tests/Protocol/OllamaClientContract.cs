@@ -141,6 +141,65 @@ public abstract class OllamaClientContract
     }
 
     [Fact]
+    public async Task GetResponse_ToolResultTurn_AnswersWithTextNotAnotherCall()
+    {
+        var client = CreateClient();
+        var tool = AIFunctionFactory.CreateDeclaration("get_weather", "Current weather in a city",
+            JsonDocument.Parse("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}""").RootElement);
+        var options = new ChatOptions { ModelId = "mistral:7b", Tools = [tool] };
+        List<ChatMessage> conversation = Prompt("What is the weather in Tokyo?");
+        var first = await client.GetResponseAsync(conversation, options, Ct).WaitAsync(Bound, Ct);
+        var call = first.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Single();
+        conversation.AddRange(first.Messages);
+        conversation.Add(new ChatMessage(ChatRole.Tool, [new FunctionResultContent(call.CallId, """{"temperature_c":21,"sky":"clear"}""")]));
+
+        var second = await client.GetResponseAsync(conversation, options, Ct).WaitAsync(Bound, Ct);
+
+        Assert.Empty(second.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>());
+        Assert.False(string.IsNullOrWhiteSpace(second.Text));
+        Assert.Equal(ChatFinishReason.Stop, second.FinishReason);
+    }
+
+    [Fact]
+    public async Task GetResponse_JsonFormat_TextIsAJsonObject()
+    {
+        var client = CreateClient();
+
+        var response = await client.GetResponseAsync(Prompt("Summarise the water cycle"),
+            new ChatOptions { ModelId = "mistral:7b", ResponseFormat = ChatResponseFormat.Json }, Ct).WaitAsync(Bound, Ct);
+
+        using var json = JsonDocument.Parse(response.Text);
+        Assert.Equal(JsonValueKind.Object, json.RootElement.ValueKind);
+    }
+
+    [Fact]
+    public async Task GetResponse_ThinkingModel_ReturnsReasoningApartFromTheAnswer()
+    {
+        var client = CreateClient();
+
+        var response = await client.GetResponseAsync(Prompt("Why is the sky blue?"), new ChatOptions { ModelId = "qwen3:4b" }, Ct)
+            .WaitAsync(Bound, Ct);
+
+        var contents = response.Messages.SelectMany(m => m.Contents).ToList();
+        var reasoning = Assert.Single(contents.OfType<TextReasoningContent>());
+        Assert.False(string.IsNullOrWhiteSpace(reasoning.Text));
+        Assert.False(string.IsNullOrWhiteSpace(response.Text));
+        Assert.DoesNotContain(reasoning.Text, response.Text);
+    }
+
+    [Fact]
+    public async Task GetResponse_KeepAliveZero_UnloadsTheModelAfterwards()
+    {
+        var client = CreateClient();
+        var options = new ChatOptions { ModelId = "llama3.2:latest", AdditionalProperties = new() { [OllamaClient.KeepAliveKey] = "0" } };
+
+        await client.GetResponseAsync(Prompt("Hi"), options, Ct).WaitAsync(Bound, Ct);
+        var running = await client.ListRunningAsync(Ct).WaitAsync(Bound, Ct);
+
+        Assert.DoesNotContain(running, m => m.Name == "llama3.2:latest");
+    }
+
+    [Fact]
     public async Task GetResponse_UnknownModel_ThrowsModelNotFound()
     {
         var client = CreateClient();

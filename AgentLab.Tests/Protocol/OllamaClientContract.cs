@@ -161,6 +161,27 @@ public abstract class OllamaClientContract
     }
 
     [Fact]
+    public async Task GetResponse_ToolResultAsObject_ReachesTheModelAsTheSameJsonAsText()
+    {
+        var client = CreateClient();
+        var options = new ChatOptions { ModelId = "mistral:7b" };
+        List<ChatMessage> Turn(object result) =>
+        [
+            new(ChatRole.User, "What is the weather in Tokyo?"),
+            new(ChatRole.Assistant, [new FunctionCallContent("call_abc12345", "get_weather", new Dictionary<string, object?> { ["city"] = "Tokyo" })]),
+            new(ChatRole.Tool, [new FunctionResultContent("call_abc12345", result)]),
+        ];
+
+        var asText = await client.GetResponseAsync(Turn("""{"temperature_c":21,"sky":"clear"}"""), options, Ct).WaitAsync(Bound, Ct);
+        var asObject = await client.GetResponseAsync(Turn(new Dictionary<string, object?> { ["temperature_c"] = 21, ["sky"] = "clear" }), options, Ct)
+            .WaitAsync(Bound, Ct);
+
+        // The reply and the prompt size depend on the exact text the model received.
+        Assert.Equal(asText.Usage?.InputTokenCount, asObject.Usage?.InputTokenCount);
+        Assert.Equal(asText.Text, asObject.Text);
+    }
+
+    [Fact]
     public async Task GetResponse_JsonFormat_TextIsAJsonObject()
     {
         var client = CreateClient();

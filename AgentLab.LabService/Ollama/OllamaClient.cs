@@ -36,6 +36,9 @@ public sealed class OllamaClient : IChatClient
     private static readonly MediaTypeHeaderValue JsonMediaType = new("application/json");
     private static readonly JsonElement JsonFormat = JsonDocument.Parse("\"json\"").RootElement.Clone();
 
+    // M.E.AI's defaults (reflection fallback for arbitrary tool results) but compact: the model pays for every byte.
+    private static readonly JsonSerializerOptions ToolResultJson = CompactToolResultOptions();
+
     private readonly HttpClient _http;
     private readonly OllamaOptions _options;
     private readonly ILogger<OllamaClient> _logger;
@@ -616,7 +619,8 @@ public sealed class OllamaClient : IChatClient
                                 null => "",
                                 string s => s,
                                 JsonElement e => e.GetRawText(),
-                                var other => other.ToString() ?? "",
+                                // Objects (dictionaries, records, numbers) go as JSON: ToString() would send a type name.
+                                var other => JsonSerializer.Serialize(other, ToolResultJson.GetTypeInfo(other.GetType())),
                             },
                             ToolName = callNames?.GetValueOrDefault(fr.CallId),
                         });
@@ -709,6 +713,13 @@ public sealed class OllamaClient : IChatClient
             [OllamaMetadata.DoneReason] = final.DoneReason ?? "stop",
             [OllamaMetadata.TimeToFirstTokenMs] = timing.TimeToFirstToken?.TotalMilliseconds ?? timing.Elapsed.TotalMilliseconds,
         };
+    }
+
+    private static JsonSerializerOptions CompactToolResultOptions()
+    {
+        var options = new JsonSerializerOptions(AIJsonUtilities.DefaultOptions) { WriteIndented = false };
+        options.MakeReadOnly();
+        return options;
     }
 
     private static JsonElement? ParseKeepAlive(string? value)

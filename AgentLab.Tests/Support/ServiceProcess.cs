@@ -49,7 +49,14 @@ public sealed class ServiceProcess : IAsyncDisposable
 
         var port = FreePort();
         var baseAddress = new Uri($"http://127.0.0.1:{port}/");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        // The content root is the working directory: run in the service's own output folder so it reads its own
+        // appsettings.json, not whatever the caller's folder holds (a test output folder has another service's).
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
         info.ArgumentList.Add(dll);
         info.ArgumentList.Add("--urls");
         info.ArgumentList.Add(baseAddress.ToString().TrimEnd('/'));

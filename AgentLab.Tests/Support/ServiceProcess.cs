@@ -22,6 +22,16 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>CPU time the process has used so far (user + system), for per-request cost in benchmarks.</summary>
+    public TimeSpan TotalProcessorTime
+    {
+        get
+        {
+            _process.Refresh();
+            return _process.TotalProcessorTime;
+        }
+    }
+
     /// <summary>The last lines the process wrote (stdout and stderr), for failure messages.</summary>
     public string RecentOutput
     {

@@ -1,6 +1,7 @@
+using System.Globalization;
 using AgentLab.Bench;
 
-// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--concurrency 1,16]
+// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16]
 var command = args.FirstOrDefault() ?? "gateway";
 if (command is not "gateway")
 {
@@ -10,7 +11,9 @@ if (command is not "gateway")
 
 var seconds = ReadOption(args, "--seconds", "5");
 var concurrency = ReadOption(args, "--concurrency", "1,16").Split(',').Select(int.Parse).ToArray();
-return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds)), concurrency);
+var warmUp = ReadOption(args, "--warmup", "20");
+return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
+    TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency);
 
 static string ReadOption(string[] args, string name, string fallback)
 {

@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Health;
@@ -19,7 +21,21 @@ namespace AgentLab.Backend;
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(StatusReport))]
 [JsonSerializable(typeof(DetailedHealthReport))]
-public sealed partial class BackendJsonContext : JsonSerializerContext;
+public sealed partial class BackendJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The same contract, writing non-ASCII text as UTF-8 rather than <c>\uXXXX</c> escapes, so a Spanish answer reads
+    /// as Spanish in curl and in logs. Safe for an API: responses are JSON, never embedded in HTML.
+    /// </summary>
+    public static BackendJsonContext Wire { get; } = new(new JsonSerializerOptions
+    {
+        // Mirrors the attribute above.
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        PropertyNameCaseInsensitive = true,
+        ReadCommentHandling = JsonCommentHandling.Disallow,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
 
 /// <summary>
 /// Source-generated metadata for the LabService wire contract. Nulls are left out of requests so that LabService

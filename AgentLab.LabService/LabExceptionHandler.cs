@@ -45,7 +45,11 @@ public sealed class LabExceptionHandler(ILogger<LabExceptionHandler> logger) : I
         OllamaTimeoutException e => new LabError(StatusCodes.Status504GatewayTimeout, "model_timeout", "Model call timed out", e.Message,
             Extensions: [new("phase", PhaseName(e.Phase)), new("limit_seconds", e.Limit.TotalSeconds)]),
         OllamaServerException e => new LabError(StatusCodes.Status502BadGateway, "model_error", "The model failed", e.Message),
-        OllamaRequestException e => new LabError(StatusCodes.Status502BadGateway, "model_error", "The model server refused the request", e.Message),
+        ModelNotCapableException e => new LabError(StatusCodes.Status422UnprocessableEntity, "model_not_capable",
+            "The model cannot do this", e.Message, Extensions: [new("model", e.Model.Name), new("capabilities", e.Model.Capabilities)]),
+        // Ollama's other 4xx answers are about what was asked of the model (tools, thinking, options it lacks).
+        OllamaRequestException e => new LabError(StatusCodes.Status422UnprocessableEntity, "model_rejected_request",
+            "The model server refused the request", e.Message),
         _ => null,
     };
 

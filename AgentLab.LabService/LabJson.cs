@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using AgentLab.LabService.Inference;
 using AgentLab.LabService.Models;
@@ -20,4 +22,18 @@ namespace AgentLab.LabService;
 [JsonSerializable(typeof(ModelDto))]
 [JsonSerializable(typeof(PullRequest))]
 [JsonSerializable(typeof(PullProgressEvent))]
-public sealed partial class LabJsonContext : JsonSerializerContext;
+public sealed partial class LabJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// The same contract, writing non-ASCII text as UTF-8 rather than <c>\uXXXX</c> escapes, so a Spanish answer reads
+    /// as Spanish in curl and in logs. Safe for an API: responses are JSON, never embedded in HTML.
+    /// </summary>
+    public static LabJsonContext Wire { get; } = new(new JsonSerializerOptions
+    {
+        // Mirrors the attribute above.
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.Strict,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

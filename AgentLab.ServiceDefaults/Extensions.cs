@@ -47,6 +47,8 @@ public static class Extensions
             // The wire contract (inherited from the Python prototype) is snake_case everywhere.
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            // Non-ASCII text (prompts, model messages in problems) stays readable UTF-8; responses are never HTML.
+            o.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
         });
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = Problems.Customize);
         // Kestrel's body-size and malformed-request errors are the client's fault: 400/413, not 500.

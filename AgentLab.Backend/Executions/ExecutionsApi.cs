@@ -55,7 +55,7 @@ public static class ExecutionsApi
             return notImplemented;
 
         var result = await runner.RunSimpleAsync(body!, ct);
-        return TypedResults.Json(result, BackendJsonContext.Default.ExecutionResult);
+        return TypedResults.Json(result, BackendJsonContext.Wire.ExecutionResult);
     }
 
     /// <summary>The 501 for what arrives in later issues (the orchestrator; async runs, which need persistence).</summary>

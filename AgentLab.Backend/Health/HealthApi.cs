@@ -43,7 +43,7 @@ public static class HealthApi
     }
 
     public static JsonHttpResult<StatusReport> GetHealth() =>
-        TypedResults.Json(new StatusReport { Status = Healthy }, BackendJsonContext.Default.StatusReport);
+        TypedResults.Json(new StatusReport { Status = Healthy }, BackendJsonContext.Wire.StatusReport);
 
     public static async Task<JsonHttpResult<DetailedHealthReport>> GetDetailedHealthAsync(
         LabServiceReadClient lab, IOptions<LabServiceOptions> options, TimeProvider time, ILoggerFactory loggers,
@@ -72,7 +72,7 @@ public static class HealthApi
             ModelServer = serverKind,
             Components = new() { ["labservice"] = labService, ["model_server"] = modelServer },
         };
-        return TypedResults.Json(report, BackendJsonContext.Default.DetailedHealthReport);
+        return TypedResults.Json(report, BackendJsonContext.Wire.DetailedHealthReport);
     }
 
     public static async Task<Results<JsonHttpResult<StatusReport>, ProblemHttpResult>> GetReadyAsync(
@@ -81,7 +81,7 @@ public static class HealthApi
         try
         {
             await lab.GetHealthAsync(TimeSpan.FromSeconds(options.Value.HealthTimeoutSeconds), ct);
-            return TypedResults.Json(new StatusReport { Status = "ready" }, BackendJsonContext.Default.StatusReport);
+            return TypedResults.Json(new StatusReport { Status = "ready" }, BackendJsonContext.Wire.StatusReport);
         }
         catch (LabServiceException ex) when (ex is LabServiceUnavailableException or LabServiceTimeoutException or LabServiceProblemException)
         {

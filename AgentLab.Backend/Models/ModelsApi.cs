@@ -27,6 +27,6 @@ public static class ModelsApi
     {
         // Failures surface as LabService exceptions, mapped in one place by BackendExceptionHandler.
         var models = await lab.GetModelsAsync(TimeSpan.FromSeconds(options.Value.QueryTimeoutSeconds), ct);
-        return TypedResults.Json(models, BackendJsonContext.Default.ModelList);
+        return TypedResults.Json(models, BackendJsonContext.Wire.ModelList);
     }
 }

@@ -16,6 +16,7 @@ namespace AgentLab.LabService.Inference;
 public static class InferenceApi
 {
     public const string NdjsonContentType = "application/x-ndjson";
+    private const string CompletionCapability = "completion";
 
     public static RouteGroupBuilder MapInferenceApi(this IEndpointRouteBuilder app)
     {
@@ -58,6 +59,9 @@ public static class InferenceApi
 
         // Unknown model or an unreachable server fail here, before any byte is written: plain ProblemDetails.
         var model = await models.ResolveAsync(request!.Model, ct);
+        // An empty list means an Ollama too old to report capabilities: let the model server decide.
+        if (model.Capabilities.Count > 0 && !model.Capabilities.Contains(CompletionCapability))
+            throw new ModelNotCapableException(model, CompletionCapability);
         var server = await models.GetServerAsync(ct);
         var requestedModel = string.IsNullOrWhiteSpace(request.Model) ? models.DefaultModel : request.Model.Trim();
         var messages = BuildMessages(request);
@@ -72,7 +76,7 @@ public static class InferenceApi
 
         await foreach (var update in chat.GetStreamingResponseAsync(messages, chatOptions, ct))
             result.Add(update);
-        return TypedResults.Json(result.ToResponse(), LabJsonContext.Default.InferenceResponse);
+        return TypedResults.Json(result.ToResponse(), LabJsonContext.Wire.InferenceResponse);
     }
 
     private static async Task StreamAsync(HttpContext context, IChatClient chat, List<ChatMessage> messages,
@@ -91,7 +95,7 @@ public static class InferenceApi
         response.Headers["X-Accel-Buffering"] = "no";
         var writer = new NdjsonWriter(response.BodyWriter);
         await writer.WriteAsync(new InferenceStartedEvent { Model = result.Model, ModelServer = result.ModelServer },
-            LabJsonContext.Default.InferenceStartedEvent, ct);
+            LabJsonContext.Wire.InferenceStartedEvent, ct);
         try
         {
             while (hasUpdate)
@@ -104,7 +108,7 @@ public static class InferenceApi
                 hasUpdate = await updates.MoveNextAsync();
             }
             await writer.WriteAsync(new InferenceCompletedEvent { Result = result.ToResponse() },
-                LabJsonContext.Default.InferenceCompletedEvent, ct);
+                LabJsonContext.Wire.InferenceCompletedEvent, ct);
         }
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
@@ -116,7 +120,7 @@ public static class InferenceApi
             await writer.WriteAsync(new InferenceErrorEvent
             {
                 Error = new InferenceError { Code = error.Code, Message = error.Detail, Status = error.Status },
-            }, LabJsonContext.Default.InferenceErrorEvent, ct);
+            }, LabJsonContext.Wire.InferenceErrorEvent, ct);
         }
     }
 

@@ -16,6 +16,15 @@ public sealed record LabModel(
     int? ContextLength,
     bool Loaded);
 
+/// <summary>The model exists but cannot do what was asked (e.g. an embedding-only model asked to generate text).</summary>
+public sealed class ModelNotCapableException(LabModel model, string capability)
+    : Exception($"Model '{model.Name}' cannot do '{capability}': its capabilities are {string.Join(", ", model.Capabilities)}. " +
+        $"Pick a model with '{capability}' (see GET /models/).")
+{
+    public LabModel Model { get; } = model;
+    public string Capability { get; } = capability;
+}
+
 /// <summary>Which kind of model server answers: <c>ollama</c> or <c>simulator</c>.</summary>
 public sealed record ModelServerInfo(string Kind, string Version, Uri Endpoint)
 {

@@ -75,11 +75,11 @@ public static class ModelsApi
             ModelServer = snapshot.Server.Kind,
             Models = snapshot.Models.Select(ModelDto.From).ToList(),
         };
-        return TypedResults.Json(response, LabJsonContext.Default.ModelsResponse);
+        return TypedResults.Json(response, LabJsonContext.Wire.ModelsResponse);
     }
 
     public static async Task<IResult> GetAsync(string name, ModelManager models, CancellationToken ct) =>
-        TypedResults.Json(ModelDto.From(await models.ResolveAsync(name, ct)), LabJsonContext.Default.ModelDto);
+        TypedResults.Json(ModelDto.From(await models.ResolveAsync(name, ct)), LabJsonContext.Wire.ModelDto);
 
     /// <summary>Streams Ollama's pull progress as NDJSON: <c>{"type":"progress",...}</c> lines, then <c>completed</c> or <c>error</c>.</summary>
     public static async Task<IResult> PullAsync(HttpContext context, ModelManager models)
@@ -117,11 +117,11 @@ public static class ModelsApi
                 await writer.WriteAsync(new PullProgressEvent
                 {
                     Type = "progress", Status = p.Status, Digest = p.Digest, Total = p.Total, Completed = p.Completed,
-                }, LabJsonContext.Default.PullProgressEvent, ct);
+                }, LabJsonContext.Wire.PullProgressEvent, ct);
                 has = await progress.MoveNextAsync();
             }
             await writer.WriteAsync(new PullProgressEvent { Type = "completed", Status = "success" },
-                LabJsonContext.Default.PullProgressEvent, ct);
+                LabJsonContext.Wire.PullProgressEvent, ct);
         }
         catch (OllamaException ex) when (!ct.IsCancellationRequested)
         {
@@ -130,7 +130,7 @@ public static class ModelsApi
             {
                 Type = "error",
                 Error = new InferenceError { Code = error.Code, Message = error.Detail, Status = error.Status },
-            }, LabJsonContext.Default.PullProgressEvent, ct);
+            }, LabJsonContext.Wire.PullProgressEvent, ct);
         }
         return Results.Empty;
     }

@@ -53,6 +53,20 @@ public sealed class SimplePathTests(LabStack stack) : IClassFixture<LabStack>
     }
 
     [Fact]
+    public async Task Execute_SpanishPrompt_AnswersReadableUtf8NotEscapes()
+    {
+        var expectedOutput = await SimulatorOutputAsync("mistral:7b", Prompt);
+
+        using var response = await PostExecuteAsync("""{"prompt": "Dime 3 números primos", "model": "mistral7b"}""");
+        var raw = await response.Content.ReadAsStringAsync(Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("ú", expectedOutput, StringComparison.Ordinal);
+        Assert.Contains(expectedOutput, raw, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u00", raw, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Execute_OverRealStack_ExecutionIdReachesLabServiceSpansAndLogsInOneTrace()
     {
         using var spans = new SpanRecorder();

@@ -5,6 +5,9 @@ using System.Text;
 using System.Text.Json;
 using AgentLab.LabService;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Mvc.Testing;
 
 namespace AgentLab.Tests.LabService;
@@ -255,11 +258,13 @@ public sealed class LabServiceApiTests
             await FakeOllama.WriteLinesAsync(ctx, [FakeOllama.TokenLine("mistral:7b", "Hel")]);
             await FakeOllama.HangAsync(ctx);
         };
-        // appsettings.json sets Urls (0.0.0.0:8001), which would win over UseKestrel(0)'s address.
+        // A real socket (closing it is the point); the address comes as configuration, not UseKestrel(0), which
+        // races the minimal-hosting entry point over the server's addresses.
         await using var factory = CreateFactory(fake.BaseAddress, ("Ollama:IdleTimeoutSeconds", "600"), ("urls", "http://127.0.0.1:0"));
-        factory.UseKestrel(0);
+        factory.UseKestrel();
         factory.StartServer();
-        var client = factory.CreateClient();
+        var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        using var client = new HttpClient { BaseAddress = new Uri(address) };
         using var request = Infer("""{"prompt":"Hi"}""", ndjson: true);
 
         using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).WaitAsync(Bound, ct))

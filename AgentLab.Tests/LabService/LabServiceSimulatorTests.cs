@@ -112,6 +112,21 @@ public sealed class LabServiceSimulatorTests
     }
 
     [Fact]
+    public async Task Inference_EmbeddingOnlyModel_Is422ModelNotCapableAndNoGeneration()
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+
+        var response = await lab.InferAsync("""{"prompt":"Hola","model":"nomic-embed-text"}""");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var problem = await ReadJsonAsync(response);
+        Assert.Equal("model_not_capable", problem.GetProperty("code").GetString());
+        Assert.Contains("completion", problem.GetProperty("detail").GetString());
+        Assert.Equal(["embedding"], problem.GetProperty("capabilities").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
     public async Task Inference_ModelFaultErrorMidStream_Is502CarryingTheSimulatorMessage()
     {
         await using var lab = await SimulatedLab.StartAsync();

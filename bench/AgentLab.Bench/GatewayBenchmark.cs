@@ -15,7 +15,9 @@ internal static class GatewayBenchmark
 {
     private const string Prompt = "Dime 3 números primos";
 
-    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies)
+    /// <param name="maxTokens">Caps the reply (Ollama's num_predict) on every path; null keeps the model's natural
+    /// length (54 tokens for this prompt), so the cost per streamed line and the cost per request can be told apart.</param>
+    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies, int? maxTokens)
     {
         var quiet = new Dictionary<string, string>
         {
@@ -32,13 +34,16 @@ internal static class GatewayBenchmark
         await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health",
             new Dictionary<string, string>(quiet) { ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/') }, []);
 
-        var chat = "{\"model\":\"mistral:7b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + Prompt + "\"}],\"options\":{\"num_ctx\":4096}";
+        var numPredict = maxTokens is { } n ? $",\"num_predict\":{n}" : "";
+        var parameters = maxTokens is { } m ? $",\"parameters\":{{\"max_tokens\":{m}}}" : "";
+        var chat = "{\"model\":\"mistral:7b\",\"messages\":[{\"role\":\"user\",\"content\":\"" + Prompt + "\"}],\"options\":{\"num_ctx\":4096" + numPredict + "}";
+        var execute = "{\"prompt\":\"" + Prompt + "\",\"model\":\"mistral7b\"" + parameters + "}";
         var targets = new Target[]
         {
             new("simulator /api/chat (json)", new Uri(simulator.BaseAddress, "/api/chat"), chat + ",\"stream\":false}"),
             new("simulator /api/chat (ndjson)", new Uri(simulator.BaseAddress, "/api/chat"), chat + "}"),
-            new("labservice /inference/", new Uri(lab.BaseAddress, "/inference/"), "{\"prompt\":\"" + Prompt + "\",\"model\":\"mistral7b\"}"),
-            new("backend /api/v1/execute", new Uri(backend.BaseAddress, "/api/v1/execute"), "{\"prompt\":\"" + Prompt + "\",\"model\":\"mistral7b\"}"),
+            new("labservice /inference/", new Uri(lab.BaseAddress, "/inference/"), execute),
+            new("backend /api/v1/execute", new Uri(backend.BaseAddress, "/api/v1/execute"), execute),
         };
 
         // Tiered JIT with dynamic PGO keeps recompiling hot paths for several seconds after start; measuring before
@@ -47,7 +52,8 @@ internal static class GatewayBenchmark
         foreach (var target in targets)
             await MeasureAsync(target, concurrencies.Max(), warmUp / targets.Length);
 
-        Console.WriteLine($"{Environment.ProcessorCount} cores; {duration.TotalSeconds:0} s per cell after a 1 s warm-up.");
+        Console.WriteLine($"{Environment.ProcessorCount} cores; {duration.TotalSeconds:0} s per cell after a 1 s warm-up; " +
+            (maxTokens is { } cap ? $"replies capped at {cap} tokens." : "natural reply length (54 tokens)."));
         Console.WriteLine();
         // CPU per request of each server process: what a hop costs when the machine is not the limit.
         ServiceProcess[] servers = [simulator, lab, backend];

@@ -1,7 +1,7 @@
 using System.Globalization;
 using AgentLab.Bench;
 
-// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16]
+// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
 var command = args.FirstOrDefault() ?? "gateway";
 if (command is not "gateway")
 {
@@ -13,7 +13,8 @@ var seconds = ReadOption(args, "--seconds", "5");
 var concurrency = ReadOption(args, "--concurrency", "1,16").Split(',').Select(int.Parse).ToArray();
 var warmUp = ReadOption(args, "--warmup", "20");
 return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
-    TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency);
+    TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency,
+    ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null);
 
 static string ReadOption(string[] args, string name, string fallback)
 {

@@ -225,8 +225,12 @@ public sealed class ModelRegistry
         QuantizationLevel = model.QuantizationLevel,
     };
 
+    private static readonly DateTime Forever = DateTime.SpecifyKind(DateTime.MaxValue.AddDays(-1), DateTimeKind.Utc);
+
+    // A keep_alive past the calendar (e.g. "99999999h") means forever; now + it would throw in Release's finally
+    // block and leak the request's queue slot.
     private static DateTime ExpiryFrom(DateTime now, TimeSpan keepAlive) =>
-        keepAlive < TimeSpan.Zero ? DateTime.SpecifyKind(DateTime.MaxValue.AddDays(-1), DateTimeKind.Utc) : now + keepAlive;
+        keepAlive < TimeSpan.Zero || keepAlive >= Forever - now ? Forever : now + keepAlive;
 
     private static long ParameterCount(string parameterSize)
     {

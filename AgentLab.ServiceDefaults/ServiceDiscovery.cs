@@ -44,7 +44,7 @@ public sealed class ServiceEndpointResolver
     /// Returns <paramref name="uri"/> with its scheme, host and port replaced by the configured endpoint of the
     /// logical service it names (path and query kept), or <paramref name="uri"/> itself when it is not logical.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The logical name has no configured endpoint.</exception>
+    /// <exception cref="ServiceEndpointNotFoundException">The logical name has no configured endpoint.</exception>
     public Uri Resolve(Uri uri)
     {
         ArgumentNullException.ThrowIfNull(uri);
@@ -54,7 +54,7 @@ public sealed class ServiceEndpointResolver
         var key = (uri.Host, uri.Scheme); // Uri already lower-cases both
         var endpoints = cache.GetOrAdd(key, static (k, config) => Load(config, k.Name, k.Endpoint), configuration);
         var target = endpoints.Next()
-            ?? throw new InvalidOperationException(
+            ?? throw new ServiceEndpointNotFoundException(uri.Host,
                 $"Service '{uri.Host}' has no endpoint: set services__{uri.Host}__{uri.Scheme}__0 (e.g. {uri.Scheme}://127.0.0.1:8001).");
 
         // Keep the caller's path and query; an endpoint with a base path (behind a proxy) prefixes it.
@@ -99,6 +99,16 @@ public sealed class ServiceEndpointResolver
             _ => uris[(int)((uint)Interlocked.Increment(ref next) % (uint)uris.Length)],
         };
     }
+}
+
+/// <summary>
+/// A logical service name has no endpoint in configuration. Typed so that callers can answer "unavailable, set
+/// services__{name}__http__0" instead of letting a configuration gap surface as a 500.
+/// </summary>
+public sealed class ServiceEndpointNotFoundException(string service, string message) : InvalidOperationException(message)
+{
+    /// <summary>The logical service name that could not be resolved.</summary>
+    public string Service { get; } = service;
 }
 
 /// <summary>Rewrites requests to logical service names before they are sent.</summary>

@@ -50,6 +50,12 @@ internal static class LabHttp
         {
             throw Unavailable(ex);
         }
+        catch (AgentLab.ServiceDefaults.ServiceEndpointNotFoundException ex)
+        {
+            // http://labservice with no services__labservice__http__0 (the Backend run on its own): a setup gap to
+            // report as unavailable with the setting to add, not a 500.
+            throw new LabServiceUnavailableException(ex.Message, ex);
+        }
         catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
         {
             // Nobody cancelled us, so this is SocketsHttpHandler's ConnectTimeout.

@@ -18,6 +18,9 @@ public static class InferenceApi
     public const string NdjsonContentType = "application/x-ndjson";
     private const string CompletionCapability = "completion";
 
+    /// <summary>Largest <c>parameters.timeout_seconds</c> accepted (one day, as Ollama:TotalTimeoutSeconds).</summary>
+    public const int MaxTimeoutSeconds = 86_400;
+
     public static RouteGroupBuilder MapInferenceApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/inference").WithTags("Inference");
@@ -161,8 +164,9 @@ public static class InferenceApi
                 Add("parameters.num_ctx", "'num_ctx' must be greater than 0.");
             if (p.TopP is { } topP && (topP < 0 || topP > 1 || double.IsNaN(topP)))
                 Add("parameters.top_p", "'top_p' must be between 0 and 1.");
-            if (p.TimeoutSeconds is { } timeout && (timeout <= 0 || double.IsNaN(timeout)))
-                Add("parameters.timeout_seconds", "'timeout_seconds' must be greater than 0.");
+            // Bounded above too: a huge value overflows TimeSpan/CancellationTokenSource and would answer 500.
+            if (p.TimeoutSeconds is { } timeout && (timeout <= 0 || timeout > MaxTimeoutSeconds || double.IsNaN(timeout)))
+                Add("parameters.timeout_seconds", $"'timeout_seconds' must be greater than 0 and at most {MaxTimeoutSeconds}.");
         }
         return errors;
     }

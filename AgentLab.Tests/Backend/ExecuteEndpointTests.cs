@@ -242,6 +242,18 @@ public sealed class ExecuteEndpointTests : BackendTestBase
     }
 
     [Fact]
+    public async Task Execute_LabServiceNameWithoutEndpoint_ServiceUnavailableNamingTheSetting()
+    {
+        // The default LabService:BaseAddress, with no services__labservice__http__0: the Backend run on its own.
+        var client = Backend(labAddress: new Uri("http://labservice"));
+
+        var response = await PostJsonAsync(client, SimpleBody);
+
+        var body = await AssertProblemAsync(response, 503, "lab_unavailable");
+        Assert.Contains("services__labservice__http__0", body.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Execute_LabServiceTooSlow_GatewayTimeout()
     {
         Lab.Inference = FakeLabService.Hang;

@@ -35,6 +35,19 @@ public sealed class ReadEndpointsTests : BackendTestBase
     }
 
     [Fact]
+    public async Task HealthDetailed_LabServiceNameWithoutEndpoint_LabServiceUnhealthyNamingTheSetting()
+    {
+        var client = Backend(labAddress: new Uri("http://labservice"));
+
+        var response = await client.GetAsync("/api/v1/health/detailed", Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var labService = (await JsonAsync(response)).GetProperty("components").GetProperty("labservice");
+        Assert.Equal("unhealthy", labService.GetProperty("status").GetString());
+        Assert.Contains("services__labservice__http__0", labService.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Health_Always_Healthy()
     {
         var client = Backend(labAddress: FakeLabService.ClosedAddress());

@@ -37,6 +37,8 @@ public sealed class InferenceValidationTests
         { new InferenceRequest { Prompt = "ok", Parameters = new() { NumCtx = -1 } }, "parameters.num_ctx" },
         { new InferenceRequest { Prompt = "ok", Parameters = new() { TopP = 1.5 } }, "parameters.top_p" },
         { new InferenceRequest { Prompt = "ok", Parameters = new() { TimeoutSeconds = 0 } }, "parameters.timeout_seconds" },
+        { new InferenceRequest { Prompt = "ok", Parameters = new() { TimeoutSeconds = 86_401 } }, "parameters.timeout_seconds" },
+        { new InferenceRequest { Prompt = "ok", Parameters = new() { TimeoutSeconds = 1e300 } }, "parameters.timeout_seconds" },
     };
 
     [Theory]

@@ -111,6 +111,22 @@ public sealed class LabServiceSimulatorTests
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
     }
 
+    [Theory]
+    [InlineData("1e300")]        // overflows TimeSpan.FromSeconds
+    [InlineData("10000000")]     // beyond what a CancellationTokenSource accepts (about 24.8 days)
+    public async Task Inference_HugeTimeoutSeconds_Is400ValidationFailedNot500(string timeout)
+    {
+        await using var lab = await SimulatedLab.StartAsync();
+
+        var response = await lab.InferAsync("""{"prompt":"Hola","model":"mistral7b","parameters":{"timeout_seconds":""" + timeout + "}}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = await ReadJsonAsync(response);
+        Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
+        Assert.True(problem.GetProperty("errors").TryGetProperty("parameters.timeout_seconds", out _));
+        Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
+    }
+
     [Fact]
     public async Task Inference_EmbeddingOnlyModel_Is422ModelNotCapableAndNoGeneration()
     {

@@ -125,6 +125,21 @@ public sealed class ModelManagementTests
         Assert.True(ps["mistral:7b"].GetProperty("context_length").GetInt32() > 0);
     }
 
+    [Theory]
+    [InlineData("\"99999999h\"")]   // about 11,400 years: past DateTime.MaxValue when added to now
+    [InlineData("1e15")]
+    public async Task KeepAlive_BeyondTheCalendar_AnswersAndLeavesNothingInFlight(string keepAlive)
+    {
+        var (host, http) = await StartAsync();
+        await using var scope = host;
+
+        using var response = await http.PostAsync("/api/generate",
+            """{"model":"mistral:7b","prompt":"hi","stream":false,"keep_alive":""" + keepAlive + "}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(0, host.Stats.InFlight);
+    }
+
     [Fact]
     public async Task KeepAlive_Invalid_Is400()
     {

@@ -51,8 +51,9 @@ public sealed class ServiceDiscoveryTests
     {
         var resolver = Resolver();
 
-        var error = Assert.Throws<InvalidOperationException>(() => resolver.Resolve(new Uri("http://labservice/inference/")));
+        var error = Assert.Throws<ServiceEndpointNotFoundException>(() => resolver.Resolve(new Uri("http://labservice/inference/")));
 
+        Assert.Equal("labservice", error.Service);
         Assert.Equal("Service 'labservice' has no endpoint: set services__labservice__http__0 (e.g. http://127.0.0.1:8001).", error.Message);
     }
 

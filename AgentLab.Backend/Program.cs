@@ -2,6 +2,7 @@ using AgentLab.Backend;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Health;
 using AgentLab.Backend.Models;
+using AgentLab.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
@@ -9,6 +10,7 @@ builder.AddBackendServices();           // options, typed LabService clients, ru
 
 var app = builder.Build();
 app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
+app.UseExecutionIdBoundary();           // execution IDs are assigned here, never taken from a caller's baggage
 app.UseCors(BackendExtensions.CorsPolicy);
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Diagnostics;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
@@ -41,6 +42,13 @@ public static class AgentLabExecution
     }
 
     /// <summary>
+    /// For a service at the system's edge (the Backend): ignores an <c>agentlab.execution_id</c> that a caller sent as
+    /// baggage. Internal services (LabService) keep trusting the one their caller propagates.
+    /// </summary>
+    public static IApplicationBuilder UseExecutionIdBoundary(this IApplicationBuilder app) =>
+        app.UseMiddleware<ExecutionIdBoundaryMiddleware>();
+
+    /// <summary>
     /// Opens a log scope that carries <c>agentlab.execution_id</c> whenever one is current at the time a log is
     /// written. Requests get it automatically; use it for work that runs outside a request.
     /// </summary>
@@ -76,6 +84,23 @@ internal sealed class ExecutionLogScope : IReadOnlyList<KeyValuePair<string, obj
 
     public override string ToString() =>
         AgentLabExecution.CurrentId is { } id ? $"{AgentLabExecution.ExecutionIdKey}:{id}" : string.Empty;
+}
+
+/// <summary>
+/// At the system's edge an execution ID is ours to assign: drops one a caller sent as baggage (ASP.NET Core accepts
+/// incoming baggage whenever a traceparent comes with it), so it cannot reach our problems, logs or spans.
+/// </summary>
+internal sealed class ExecutionIdBoundaryMiddleware(RequestDelegate next)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        if (Activity.Current is { } activity && activity.GetBaggageItem(AgentLabExecution.ExecutionIdKey) is not null)
+        {
+            activity.SetBaggage(AgentLabExecution.ExecutionIdKey, null);
+            activity.SetTag(AgentLabExecution.ExecutionIdKey, null);   // stamped on the server span when it started
+        }
+        return next(context);
+    }
 }
 
 /// <summary>Opens the execution log scope around every request.</summary>

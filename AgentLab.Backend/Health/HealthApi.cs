@@ -80,7 +80,14 @@ public static class HealthApi
     {
         try
         {
-            await lab.GetHealthAsync(TimeSpan.FromSeconds(options.Value.HealthTimeoutSeconds), ct);
+            var answer = await lab.GetHealthAsync(TimeSpan.FromSeconds(options.Value.HealthTimeoutSeconds), ct);
+            // LabService answers 503 only when it is itself unhealthy (a missing model server is just "degraded").
+            if (answer.StatusCode >= StatusCodes.Status500InternalServerError)
+            {
+                return Problems.Create(StatusCodes.Status503ServiceUnavailable, "not_ready", "The Backend is not ready",
+                    $"Missing: labservice. LabService reports itself unhealthy (its /health answered {answer.StatusCode}); see its logs.",
+                    [new("missing", new[] { "labservice" })]);
+            }
             return TypedResults.Json(new StatusReport { Status = "ready" }, BackendJsonContext.Wire.StatusReport);
         }
         catch (LabServiceException ex) when (ex is LabServiceUnavailableException or LabServiceTimeoutException or LabServiceProblemException)

@@ -33,7 +33,7 @@ public sealed record ModelServerInfo(string Kind, string Version, Uri Endpoint)
 }
 
 /// <summary>A point-in-time view of the model server, shared by all callers until it expires.</summary>
-public sealed record ModelSnapshot(ModelServerInfo Server, IReadOnlyList<LabModel> Models, DateTimeOffset ExpiresAt);
+public sealed record ModelSnapshot(ModelServerInfo Server, IReadOnlyList<LabModel> Models, DateTimeOffset FetchedAt, DateTimeOffset ExpiresAt);
 
 /// <summary>
 /// Lists, resolves and pulls models. Reads are served from a short-lived snapshot (Lab:ModelCacheSeconds);
@@ -59,6 +59,9 @@ public sealed class ModelManager
         // Normalise whatever configuration binding produced into one case-insensitive map.
         Aliases = new Dictionary<string, string>(_options.Aliases, StringComparer.OrdinalIgnoreCase);
     }
+
+    /// <summary>How old a snapshot must be before a name missing from it makes us ask the server again.</summary>
+    public static readonly TimeSpan MissRecheck = TimeSpan.FromSeconds(2);
 
     public IReadOnlyDictionary<string, string> Aliases { get; }
 
@@ -100,9 +103,20 @@ public sealed class ModelManager
         var requested = string.IsNullOrWhiteSpace(name) ? _options.DefaultModel : name.Trim();
         var resolved = ResolveAlias(requested);
         var snapshot = await GetSnapshotAsync(ct).ConfigureAwait(false);
-        return Find(snapshot, resolved)
-            ?? throw new ModelNotFoundException(requested, resolved,
-                ModelAliases.CloseMatches(requested, snapshot.Models.Select(m => m.Name), Aliases));
+        if (Find(snapshot, resolved) is { } model)
+            return model;
+
+        // The model may have been pulled since (ollama pull on the same server): look again, at most once per
+        // MissRecheck, so a stream of typos cannot turn into a stream of /api/tags + /api/show calls.
+        if (_time.GetUtcNow() - snapshot.FetchedAt >= MissRecheck)
+        {
+            Invalidate();
+            snapshot = await GetSnapshotAsync(ct).ConfigureAwait(false);
+            if (Find(snapshot, resolved) is { } pulled)
+                return pulled;
+        }
+        throw new ModelNotFoundException(requested, resolved,
+            ModelAliases.CloseMatches(requested, snapshot.Models.Select(m => m.Name), Aliases));
     }
 
     private static LabModel? Find(ModelSnapshot snapshot, string tag)
@@ -172,7 +186,8 @@ public sealed class ModelManager
             _logger.SimulatorDetected(_ollama.Endpoint);
         }
         _logger.ModelsRefreshed(server.Kind, server.Version, models.Count);
-        var snapshot = new ModelSnapshot(server, models, _time.GetUtcNow().AddSeconds(_options.ModelCacheSeconds));
+        var now = _time.GetUtcNow();
+        var snapshot = new ModelSnapshot(server, models, now, now.AddSeconds(_options.ModelCacheSeconds));
         Volatile.Write(ref _snapshot, snapshot);
         return snapshot;
     }

@@ -109,8 +109,9 @@ public sealed class OllamaClient : IChatClient
     {
         var request = BuildChatRequest(messages, options);
         var total = TotalTimeout;
+        // A caller may ask for less time than the operator's ceiling (Ollama:TotalTimeoutSeconds), never more.
         if (options?.AdditionalProperties?.TryGetValue(TimeoutSecondsKey, out double seconds) == true && seconds > 0)
-            total = TimeSpan.FromSeconds(seconds);
+            total = TimeSpan.FromSeconds(Math.Min(seconds, _options.TotalTimeoutSeconds));
 
         var responseId = Guid.NewGuid().ToString("N");
         var sawToolCalls = false;

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http;
 using System.Net;
 
 namespace AgentLab.Tests.Backend;
@@ -127,6 +128,19 @@ public sealed class ReadEndpointsTests : BackendTestBase
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("ready", (await JsonAsync(response)).GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Ready_LabReportsItselfUnhealthy_NotReady()
+    {
+        Lab.Health = FakeLabService.Json(StatusCodes.Status503ServiceUnavailable, """{"status":"unhealthy","checks":{}}""");
+        var client = Backend();
+
+        var response = await client.GetAsync("/api/v1/ready", Ct).WaitAsync(Bound, Ct);
+
+        var body = await AssertProblemAsync(response, 503, "not_ready");
+        Assert.Equal("labservice", body.GetProperty("missing")[0].GetString());
+        Assert.Contains("unhealthy", body.GetProperty("detail").GetString());
     }
 
     [Fact]

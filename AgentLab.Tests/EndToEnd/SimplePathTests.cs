@@ -52,6 +52,37 @@ public sealed class SimplePathTests(LabStack stack) : IClassFixture<LabStack>
             $"the Backend's total ({metrics.GetProperty("total_duration_ms")} ms) is shorter than LabService's wall time ({labWallMs} ms)");
     }
 
+    [Theory]
+    [InlineData("""{"prompt": "Dime 3 números primos", "model": "mistral7b"}""")]
+    [InlineData("""{"model": "mistral7b"}""")]
+    public async Task Execute_CallerSendsExecutionIdBaggage_IsIgnoredAndOursReachesLabService(string json)
+    {
+        using var spans = new SpanRecorder();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/execute")
+        {
+            Content = new StringContent(json, Encoding.UTF8, "application/json"),
+        };
+        // ASP.NET Core accepts incoming baggage when a traceparent comes with it.
+        request.Headers.Add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        request.Headers.Add("baggage", AgentLabExecution.ExecutionIdKey + "=forged-by-caller");
+
+        using var response = await stack.Backend.SendAsync(request, Ct).WaitAsync(LabStack.Bound, Ct);
+        var raw = await response.Content.ReadAsStringAsync(Ct);
+
+        Assert.DoesNotContain("forged-by-caller", raw, StringComparison.Ordinal);
+        Assert.DoesNotContain(spans.Spans, a => a.GetTagItem(AgentLabExecution.ExecutionIdKey) as string == "forged-by-caller");
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            var id = JsonDocument.Parse(raw).RootElement.GetProperty("execution_id").GetString()!;
+            var labSpan = await SpanRecorder.WaitForAsync(() => spans.ServerSpan("/inference/", id), "LabService's inference request");
+            Assert.Equal(id, labSpan.GetBaggageItem(AgentLabExecution.ExecutionIdKey));
+        }
+        else
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+    }
+
     [Fact]
     public async Task Execute_SpanishPrompt_AnswersReadableUtf8NotEscapes()
     {

@@ -1,3 +1,7 @@
+using AgentLab.LabService.Models;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Hosting.Server;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -125,6 +129,37 @@ public sealed class LabServiceSimulatorTests
         Assert.Equal("validation_failed", problem.GetProperty("code").GetString());
         Assert.True(problem.GetProperty("errors").TryGetProperty("parameters.timeout_seconds", out _));
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
+    public async Task Inference_ModelPulledOutsideLabService_IsFoundOnceTheListIsOldEnough()
+    {
+        var clock = new ManualClock();
+        await using var lab = await SimulatedLab.StartAsync(realSocket: false, clock);
+        var before = await lab.InferAsync("""{"prompt":"Hola","model":"gemma3:1b"}""");
+        // Pulled behind LabService's back, as `ollama pull` on the same server would.
+        using var ollama = new HttpClient { BaseAddress = lab.Simulator.BaseAddress };
+        using var pull = await ollama.PostAsync("/api/pull", new StringContent("""{"model":"gemma3:1b","stream":false}"""), Ct).WaitAsync(Bound, Ct);
+        var tooSoon = await lab.InferAsync("""{"prompt":"Hola","model":"gemma3:1b"}""");
+
+        clock.Advance(ModelManager.MissRecheck);
+        var after = await lab.InferAsync("""{"prompt":"Hola","model":"gemma3:1b"}""");
+
+        Assert.Equal(HttpStatusCode.NotFound, before.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, pull.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, tooSoon.StatusCode);   // a typo storm must not re-list the server each time
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.Equal("gemma3:1b", (await ReadJsonAsync(after)).GetProperty("model").GetString());
+    }
+
+    /// <summary>A clock the test moves by hand (Microsoft.Extensions.TimeProvider.Testing is not available here).</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now;
+
+        public void Advance(TimeSpan by) => _now += by;
     }
 
     [Fact]
@@ -458,8 +493,18 @@ public sealed class LabServiceSimulatorTests
             Simulator = simulator;
             Factory = factory;
             if (realSocket)
-                factory.UseKestrel(0);   // before CreateClient, which starts the server
-            Client = factory.CreateClient();
+            {
+                // The address comes as configuration ("urls" below); UseKestrel(0) races the minimal-hosting
+                // entry point over the server's addresses.
+                factory.UseKestrel();
+                factory.StartServer();
+                var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+                Client = new HttpClient { BaseAddress = new Uri(address) };
+            }
+            else
+            {
+                Client = factory.CreateClient();
+            }
         }
 
         public SimulatorHost Simulator { get; }
@@ -469,7 +514,11 @@ public sealed class LabServiceSimulatorTests
         public static Task<SimulatedLab> StartAsync(params (string Key, string Value)[] settings) => StartAsync(false, settings);
 
         /// <param name="realSocket">Kestrel on a loopback port instead of TestServer (closing a connection is observable).</param>
-        public static async Task<SimulatedLab> StartAsync(bool realSocket, params (string Key, string Value)[] settings)
+        public static Task<SimulatedLab> StartAsync(bool realSocket, params (string Key, string Value)[] settings) =>
+            StartAsync(realSocket, time: null, settings);
+
+        /// <param name="time">Replaces LabService's clock (the model cache's), when a test must move time.</param>
+        public static async Task<SimulatedLab> StartAsync(bool realSocket, TimeProvider? time, params (string Key, string Value)[] settings)
         {
             var options = new SimulatorOptions { TimeToFirstTokenMs = TtftMs, TokenLatencyMs = TokenMs, LoadDurationMs = LoadMs, PullStepDelayMs = 0 };
             // A model per fault, so LabService finds them in /api/tags and every request to them fails that way.
@@ -488,11 +537,12 @@ public sealed class LabServiceSimulatorTests
             {
                 builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
                 builder.UseSetting("Ollama:ConnectTimeoutSeconds", "2");
-                // appsettings.json's Urls would otherwise win over UseKestrel(0)'s address.
                 if (realSocket)
                     builder.UseSetting("urls", "http://127.0.0.1:0");
                 foreach (var (key, value) in settings)
                     builder.UseSetting(key, value);
+                if (time is not null)
+                    builder.ConfigureServices(services => services.AddSingleton(time));
             });
             return new SimulatedLab(simulator, factory, realSocket);
         }

@@ -269,6 +269,22 @@ public sealed class OllamaClientTests
     }
 
     [Fact]
+    public async Task GetResponseAsync_RequestAsksForMoreThanTheCeiling_IsHeldToTheCeiling()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var fake = await FakeOllama.StartAsync(ct);
+        fake.Chat = (ctx, body) => FakeOllama.WriteLinesAsync(ctx,
+            Enumerable.Repeat(FakeOllama.TokenLine("mistral:7b", "x"), 10_000), TimeSpan.FromMilliseconds(20));
+        var client = CreateClient(fake.BaseAddress, new OllamaOptions { IdleTimeoutSeconds = 5, TotalTimeoutSeconds = 0.5 });
+        var options = new ChatOptions { ModelId = "mistral:7b", AdditionalProperties = new() { [OllamaClient.TimeoutSecondsKey] = 3600.0 } };
+
+        var ex = await Assert.ThrowsAsync<OllamaTimeoutException>(() => client.GetResponseAsync(Prompt(), options, ct)).WaitAsync(Bound, ct);
+
+        Assert.Equal(OllamaTimeoutPhase.Total, ex.Phase);
+        Assert.Equal(TimeSpan.FromSeconds(0.5), ex.Limit);
+    }
+
+    [Fact]
     public async Task GetResponseAsync_CallerCancels_ThrowsOperationCanceledNotTimeout()
     {
         var ct = TestContext.Current.CancellationToken;

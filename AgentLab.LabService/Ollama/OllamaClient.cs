@@ -170,19 +170,48 @@ public sealed class OllamaClient : IChatClient
         return await ReadJsonAsync(response, OllamaJsonContext.Default.OllamaShowResponse, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Pulls a model, streaming Ollama's progress lines; ends after the <c>success</c> line.</summary>
+    /// <summary>
+    /// Pulls a model, streaming Ollama's progress lines; ends after the <c>success</c> line. A download can take
+    /// hours, so there is no total limit, but a server that goes silent for longer than the first-token timeout
+    /// (verifying a large blob is the longest quiet spell) is given up on rather than held open forever.
+    /// </summary>
     public async IAsyncEnumerable<OllamaPullProgress> PullModelAsync(string model, [EnumeratorCancellation] CancellationToken ct = default)
     {
+        using var timeouts = new PhaseTimeouts(ct, FirstTokenTimeout, FirstTokenTimeout, Timeout.InfiniteTimeSpan);
         using var request = new HttpRequestMessage(HttpMethod.Post, "api/pull")
         {
             Content = JsonBody(new OllamaPullRequest { Model = model }, OllamaJsonContext.Default.OllamaPullRequest),
         };
-        using var response = await SendAsync(request, model, ct).ConfigureAwait(false);
-        var succeeded = false;
-        await foreach (var line in ReadNdjsonAsync(response, OllamaJsonContext.Default.OllamaPullProgress, ct).ConfigureAwait(false))
+        HttpResponseMessage response;
+        try
         {
-            succeeded |= string.Equals(line.Status, "success", StringComparison.Ordinal);
-            yield return line;
+            response = await SendAsync(request, model, timeouts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (timeouts.TimedOut)
+        {
+            throw timeouts.CreateException(Endpoint, model);
+        }
+
+        using var _ = response;
+        var succeeded = false;
+        await using var lines = ReadNdjsonAsync(response, OllamaJsonContext.Default.OllamaPullProgress, timeouts.Token)
+            .GetAsyncEnumerator(timeouts.Token);
+        while (true)
+        {
+            try
+            {
+                if (!await lines.MoveNextAsync().ConfigureAwait(false))
+                    break;
+            }
+            catch (OperationCanceledException) when (timeouts.TimedOut)
+            {
+                throw timeouts.CreateException(Endpoint, model);
+            }
+            timeouts.LineReceived();
+            succeeded |= string.Equals(lines.Current.Status, "success", StringComparison.Ordinal);
+            timeouts.Pause();
+            yield return lines.Current;
+            timeouts.Resume();
         }
         if (!succeeded)
             throw new OllamaServerException(Endpoint, null, $"the pull of '{model}' ended before Ollama reported success; run it again");

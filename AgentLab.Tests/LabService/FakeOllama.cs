@@ -37,6 +37,17 @@ public sealed class FakeOllama : IAsyncDisposable
     public Func<HttpContext, JsonElement, Task> Chat { get; set; } = (ctx, body) =>
         WriteLinesAsync(ctx, [TokenLine(ModelOf(body), "Hello"), TokenLine(ModelOf(body), " world"), FinalLine(ModelOf(body))]);
 
+    /// <summary>The /api/pull script; the default streams Ollama's progress lines up to <c>success</c>.</summary>
+    public Func<HttpContext, Task> Pull { get; set; } = ctx => WriteLinesAsync(ctx,
+    [
+        "{\"status\":\"pulling manifest\"}",
+        "{\"status\":\"downloading sha256:aa\",\"digest\":\"sha256:aa\",\"total\":2142590208}",
+        "{\"status\":\"downloading sha256:aa\",\"digest\":\"sha256:aa\",\"total\":2142590208,\"completed\":241970}",
+        "{\"status\":\"verifying sha256 digest\"}",
+        "{\"status\":\"writing manifest\"}",
+        "{\"status\":\"success\"}",
+    ]);
+
     public ConcurrentQueue<JsonElement> ChatRequests { get; } = new();
     public int TagsCalls;
     public int VersionCalls;
@@ -93,15 +104,7 @@ public sealed class FakeOllama : IAsyncDisposable
                 // The client went away: exactly what the cancellation tests want to see.
             }
         });
-        app.MapPost("/api/pull", ctx => WriteLinesAsync(ctx,
-        [
-            "{\"status\":\"pulling manifest\"}",
-            "{\"status\":\"downloading sha256:aa\",\"digest\":\"sha256:aa\",\"total\":2142590208}",
-            "{\"status\":\"downloading sha256:aa\",\"digest\":\"sha256:aa\",\"total\":2142590208,\"completed\":241970}",
-            "{\"status\":\"verifying sha256 digest\"}",
-            "{\"status\":\"writing manifest\"}",
-            "{\"status\":\"success\"}",
-        ]));
+        app.MapPost("/api/pull", ctx => fake!.Pull(ctx));
 
         await app.StartAsync(ct);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

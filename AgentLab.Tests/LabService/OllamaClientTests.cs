@@ -285,6 +285,29 @@ public sealed class OllamaClientTests
     }
 
     [Fact]
+    public async Task PullModelAsync_ServerGoesSilent_ThrowsTimeoutInsteadOfHanging()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var fake = await FakeOllama.StartAsync(ct);
+        fake.Pull = async ctx =>
+        {
+            await FakeOllama.WriteLinesAsync(ctx, ["{\"status\":\"pulling manifest\"}"]);
+            await FakeOllama.HangAsync(ctx);
+        };
+        var client = CreateClient(fake.BaseAddress, new OllamaOptions { FirstTokenTimeoutSeconds = 0.3 });
+        var statuses = new List<string?>();
+
+        var ex = await Assert.ThrowsAsync<OllamaTimeoutException>(async () =>
+        {
+            await foreach (var progress in client.PullModelAsync("gemma3:1b", ct))
+                statuses.Add(progress.Status);
+        }).WaitAsync(Bound, ct);
+
+        Assert.Equal(["pulling manifest"], statuses);
+        Assert.Equal(OllamaTimeoutPhase.Idle, ex.Phase);
+    }
+
+    [Fact]
     public async Task GetResponseAsync_CallerCancels_ThrowsOperationCanceledNotTimeout()
     {
         var ct = TestContext.Current.CancellationToken;

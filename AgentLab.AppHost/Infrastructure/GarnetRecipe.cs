@@ -37,12 +37,12 @@ public sealed class GarnetRecipe(int port, string repoRoot) : IInfrastructureRec
         var manifest = Path.Combine(repoRoot, ".config", "dotnet-tools.json");
         var version = ManifestVersion(manifest);
         var packages = await GlobalPackagesFolderAsync(ct);
-        entryPoint = FindEntryPoint(packages, version);
+        entryPoint = FindEntryPoint(packages, version) ?? FromResolverCache(version);
         if (entryPoint is not null)
             return;
 
         var restore = await CommandRunner.TryRunAsync(DotnetHost, ["tool", "restore"], TimeSpan.FromMinutes(3), ct, workingDirectory: repoRoot);
-        entryPoint = FindEntryPoint(packages, version);
+        entryPoint = FindEntryPoint(packages, version) ?? FromResolverCache(version);
         if (restore is not { Succeeded: true } || entryPoint is null)
         {
             throw new InfrastructureException(
@@ -101,6 +101,32 @@ public sealed class GarnetRecipe(int port, string repoRoot) : IInfrastructureRec
         return colon > 0 && line[(colon + 1)..].Trim() is { Length: > 0 } path
             ? path
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+    }
+
+    /// <summary>
+    /// Where the SDK itself says the restored tool is (its tool resolver cache): right even when the package landed in
+    /// another packages folder than the one computed here (a NUGET_PACKAGES that differs between shells).
+    /// </summary>
+    private static string? FromResolverCache(string version)
+    {
+        var home = Environment.GetEnvironmentVariable("DOTNET_CLI_HOME") is { Length: > 0 } cliHome
+            ? cliHome
+            : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var cache = Path.Combine(home, ".dotnet", "toolResolverCache", "1", ToolPackage);
+        if (!File.Exists(cache))
+            return null;
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(cache));
+            return document.RootElement.EnumerateArray()
+                .Where(e => e.TryGetProperty("Version", out var v) && string.Equals(v.GetString(), version, StringComparison.OrdinalIgnoreCase))
+                .Select(e => e.TryGetProperty("PathToExecutable", out var p) ? p.GetString() : null)
+                .FirstOrDefault(path => path is not null && File.Exists(path));
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or IOException)
+        {
+            return null; // an internal SDK format: when it changes, the packages folder is still searched
+        }
     }
 
     private static string? FindEntryPoint(string packages, string version)

@@ -139,8 +139,12 @@ public sealed class LabApp : IAsyncDisposable
             if (_stopped)
                 return;
             _stopped = true;
+            // Runners exist only once the ports were assigned: a port error stops before any was made.
             foreach (var resource in _order.Reverse())
-                await _runners[resource].StopAsync().ConfigureAwait(false);
+            {
+                if (_runners.TryGetValue(resource, out var runner))
+                    await runner.StopAsync().ConfigureAwait(false);
+            }
             _runtime.Dispose();
         }
         finally

@@ -17,6 +17,7 @@ public sealed partial class ProcessLauncher : IDisposable
 {
     // Ignores the terminal's signals (Ctrl+C reaches the whole foreground group): its only exit is EOF on stdin.
     private const string WatchdogScript = """
+        # dash: no "--" in kill, and a negative target is a process group.
         trap '' INT TERM HUP QUIT
         targets=' '
         while read -r verb target; do
@@ -26,9 +27,9 @@ public sealed partial class ProcessLauncher : IDisposable
           esac
         done
         [ -z "${targets# }" ] && exit 0
-        for t in $targets; do kill -TERM -- "$t" 2>/dev/null; done
+        for t in $targets; do kill -TERM "$t" 2>/dev/null; done
         sleep 2
-        for t in $targets; do kill -KILL -- "$t" 2>/dev/null; done
+        for t in $targets; do kill -KILL "$t" 2>/dev/null; done
         """;
 
     private const int SigKill = 9;

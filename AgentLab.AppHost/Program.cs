@@ -1,12 +1,39 @@
-// Placeholder until the AppHost issue: the resource model, the runner and the dashboard come next.
-Console.WriteLine("""
-    AgentLab.AppHost is not implemented yet: it will start PostgreSQL, Redis, the model server, LabService and the
-    Backend with one command. Until then, start the services by hand, each in its own terminal:
+// The AgentLab AppHost: `dotnet run --project AgentLab.AppHost` builds and starts the whole lab, in dependency order.
+using AgentLab.AppHost.Hosting;
+using AgentLab.AppHost.Lab;
 
-      dotnet run --project AgentLab.ModelSimulator -- --urls http://127.0.0.1:11434
-      ConnectionStrings__ollama=Endpoint=http://127.0.0.1:11434 dotnet run --project AgentLab.LabService
-      services__labservice__http__0=http://127.0.0.1:8001 dotnet run --project AgentLab.Backend
+if (args is [LauncherSelfTest.Verb, var pidFile])
+    return await LauncherSelfTest.RunAsync(pidFile);
 
-    (With a real Ollama on port 11434, skip the simulator: the same ConnectionStrings__ollama reaches it.)
-    """);
-return 1;
+LabAppBuilder builder;
+IResourceBuilder<LabResource> ollama;
+try
+{
+    builder = LabAppBuilder.Create(args);
+    ollama = await builder.AddModelServerAsync("ollama");
+}
+catch (LabStartupException ex)
+{
+    Console.Error.WriteLine($"AgentLab could not start: {ex.Message}");
+    return 1;
+}
+
+// Next, with the infrastructure recipes: postgres + database "agentlabdb" and redis (Garnet), for example
+//   var agentlabdb = builder.AddInfrastructure(new PostgresRecipe(...), port: 0);
+//   var redis = builder.AddInfrastructure(new GarnetRecipe(...), port: 0);
+// and backend.WithReference(agentlabdb).WaitFor(agentlabdb).WithReference(redis).WaitFor(redis).
+
+var labservice = builder.AddProject("labservice", "AgentLab.LabService")
+    .WithHttpEndpoint(port: 8001)
+    .WithHttpHealthCheck("/health")
+    .WithReference(ollama)
+    .WaitFor(ollama);
+
+builder.AddProject("backend", "AgentLab.Backend")
+    .WithHttpEndpoint(port: 8000)
+    .WithHttpHealthCheck("/health")
+    .WithReference(labservice)
+    .WaitFor(labservice);
+
+await using var app = builder.Build();
+return await app.RunAsync();

@@ -1,0 +1,108 @@
+using System.ComponentModel.DataAnnotations;
+using System.Reflection;
+using Microsoft.Extensions.Configuration;
+
+namespace AgentLab.AppHost.Hosting;
+
+/// <summary>Declares the lab's resources in code, after Aspire's DistributedApplicationBuilder; <see cref="Build"/> gives the runner.</summary>
+public sealed class LabAppBuilder
+{
+    private readonly List<LabResource> _resources = [];
+
+    private LabAppBuilder(ConfigurationManager configuration, TextWriter output, string repositoryRoot, string buildConfiguration)
+    {
+        Configuration = configuration;
+        Output = TextWriter.Synchronized(output);
+        RepositoryRoot = repositoryRoot;
+        BuildConfiguration = buildConfiguration;
+        Options = configuration.GetSection(AppHostOptions.Section).Get<AppHostOptions>() ?? new AppHostOptions();
+        Validator.ValidateObject(Options, new ValidationContext(Options), validateAllProperties: true);
+        // `--Ports:backend=8000` (the short form the README shows) wins over AppHost:Ports:backend.
+        foreach (var port in configuration.GetSection("Ports").GetChildren())
+        {
+            if (!int.TryParse(port.Value, out var value) || value is < 0 or > 65535)
+                throw new LabStartupException($"Ports:{port.Key} is '{port.Value}': give a port number from 0 (any free port) to 65535.");
+            Options.Ports[port.Key] = value;
+        }
+    }
+
+    /// <summary>appsettings.json beside the AppHost, then environment variables, then the command line.</summary>
+    public static LabAppBuilder Create(string[] args)
+    {
+        var configuration = new ConfigurationManager();
+        configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true);
+        configuration.AddEnvironmentVariables();
+        configuration.AddCommandLine(args);
+        var buildConfiguration = Assembly.GetEntryAssembly()?.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Debug";
+        return new LabAppBuilder(configuration, Console.Out, FindRepositoryRoot(), buildConfiguration);
+    }
+
+    /// <summary>For tests and tools: explicit configuration, output and paths.</summary>
+    public static LabAppBuilder Create(IEnumerable<KeyValuePair<string, string?>> settings, TextWriter output,
+        string? repositoryRoot = null, string buildConfiguration = "Debug")
+    {
+        var configuration = new ConfigurationManager();
+        configuration.AddInMemoryCollection(settings);
+        return new LabAppBuilder(configuration, output, repositoryRoot ?? FindRepositoryRoot(), buildConfiguration);
+    }
+
+    public ConfigurationManager Configuration { get; }
+
+    public AppHostOptions Options { get; }
+
+    /// <summary>Where resource output and status lines go (the console, or a test's writer).</summary>
+    public TextWriter Output { get; }
+
+    public string RepositoryRoot { get; }
+
+    public string BuildConfiguration { get; }
+
+    public IReadOnlyList<LabResource> Resources => _resources;
+
+    /// <summary>One of our .NET projects (folder and assembly name <paramref name="projectName"/>), run from its build output.</summary>
+    public IResourceBuilder<ProjectResource> AddProject(string name, string projectName) =>
+        AddResource(new ProjectResource(name, projectName));
+
+    /// <summary>Any process; <paramref name="factory"/> describes it when it (re)starts.</summary>
+    public IResourceBuilder<ExecutableResource> AddExecutable(string name, Func<ResourceContext, ProcessSpec> factory) =>
+        AddResource(new ExecutableResource(name, factory));
+
+    /// <summary>Something that runs elsewhere, given by its connection string (nothing is started).</summary>
+    public IResourceBuilder<ExternalResource> AddConnectionString(string name, string connectionString) =>
+        AddResource(new ExternalResource(name, connectionString));
+
+    /// <summary>A server from an infrastructure recipe, on <paramref name="port"/> (0 = any free port).</summary>
+    public IResourceBuilder<InfrastructureResource> AddInfrastructure(IInfrastructureResource recipe, int port = 0)
+    {
+        var resource = new InfrastructureResource(recipe) { Port = port, EndpointScheme = "tcp" };
+        return AddResource(resource);
+    }
+
+    public IResourceBuilder<T> AddResource<T>(T resource) where T : LabResource
+    {
+        if (_resources.Any(r => string.Equals(r.Name, resource.Name, StringComparison.OrdinalIgnoreCase)))
+            throw new ArgumentException($"A resource named '{resource.Name}' is already declared.", nameof(resource));
+        resource.Log = new ResourceLog(resource.Name, Options.LogCapacity);
+        _resources.Add(resource);
+        return new ResourceBuilder<T>(resource, this);
+    }
+
+    public LabApp Build() => new(_resources, Options, Output,
+        new ResourceContextFactory(RepositoryRoot, BuildConfiguration));
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "AgentLab.sln")))
+                return dir.FullName;
+        }
+        return Directory.GetCurrentDirectory();
+    }
+}
+
+internal sealed record ResourceContextFactory(string RepositoryRoot, string BuildConfiguration)
+{
+    public ResourceContext Create(IReadOnlyDictionary<string, string> environment) =>
+        new(RepositoryRoot, BuildConfiguration, environment);
+}

@@ -1,0 +1,307 @@
+using System.Diagnostics;
+
+namespace AgentLab.AppHost.Hosting;
+
+/// <summary>
+/// The life of one resource: wait for its dependencies, prepare, start, wait until ready (bounded), watch its health,
+/// restart it with exponential backoff when it exits on its own, and stop it gracefully when asked.
+/// </summary>
+internal sealed class ResourceRunner(
+    LabResource resource,
+    LabRuntime runtime)
+{
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _gate = new();
+    private SupervisedProcess? _current;
+    private Task _loop = Task.CompletedTask;
+
+    public LabResource Resource => resource;
+
+    /// <summary>Completes when the resource is first ready; faults when it failed to start.</summary>
+    public Task Ready => _ready.Task;
+
+    public void Start(IReadOnlyList<ResourceRunner> dependencies) => _loop = RunAsync(dependencies);
+
+    private async Task RunAsync(IReadOnlyList<ResourceRunner> dependencies)
+    {
+        try
+        {
+            await Task.WhenAll(dependencies.Select(d => d.Ready)).WaitAsync(_stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception)
+        {
+            var failed = dependencies.Where(d => d.Ready.IsFaulted || d.Ready.IsCanceled).Select(d => d.Resource.Name);
+            resource.Message = $"not started: {string.Join(", ", failed)} did not start";
+            _ready.TrySetException(new DependencyFailedException(resource.Message));
+            return;
+        }
+
+        resource.SetState(ResourceState.Starting);
+        try
+        {
+            using var prepareTimeout = Bounded();
+            await resource.PrepareAsync(prepareTimeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception ex)
+        {
+            Fail($"{resource.Name}: preparation failed: {ex.Message}", ex);
+            return;
+        }
+
+        var consecutiveCrashes = 0;
+        var firstStart = true;
+        while (!_stop.IsCancellationRequested)
+        {
+            SupervisedProcess? process;
+            try
+            {
+                var spec = resource.CreateProcess(runtime.Contexts.Create(runtime.EnvironmentFor(resource)));
+                if (spec is null)
+                {
+                    await RunExternalAsync().ConfigureAwait(false);
+                    return;
+                }
+                lock (_gate)
+                {
+                    // StopAsync cancels under this lock: nothing starts after it looked at _current.
+                    if (_stop.IsCancellationRequested)
+                        return;
+                    process = _current = runtime.Launcher.Start(spec, OnLine);
+                }
+                runtime.Write($"{resource.Name}: started process {process.Id}");
+            }
+            catch (LabStartupException ex) when (firstStart)
+            {
+                Fail(ex.Message, ex);
+                return;
+            }
+            catch (LabStartupException ex)
+            {
+                runtime.Write($"{resource.Name}: {ex.Message}");
+                process = null;
+            }
+
+            var upSince = Stopwatch.StartNew();
+            if (process is not null)
+            {
+                var failure = await WaitReadyAsync(process).ConfigureAwait(false);
+                if (_stop.IsCancellationRequested)
+                    return;
+                if (failure is null)
+                {
+                    resource.Message = null;
+                    resource.SetState(ResourceState.Running);
+                    if (firstStart)
+                    {
+                        firstStart = false;
+                        if (!await AfterReadyAsync().ConfigureAwait(false))
+                            return;
+                        _ready.TrySetResult();
+                    }
+                    await WatchAsync(process).ConfigureAwait(false);
+                    if (_stop.IsCancellationRequested)
+                        return;
+                }
+                else if (firstStart)
+                {
+                    await process.StopAsync(runtime.StopGrace).ConfigureAwait(false);
+                    Fail(failure, null);
+                    return;
+                }
+                else
+                {
+                    // A restart that never became ready counts as one more crash.
+                    runtime.Write($"{resource.Name}: {failure}");
+                    await process.StopAsync(runtime.StopGrace).ConfigureAwait(false);
+                }
+            }
+
+            // It exited on its own (or could not start again): restart with exponential backoff.
+            if (upSince.Elapsed >= runtime.MaxRestartDelay)
+                consecutiveCrashes = 0; // it had been stable: start again quickly
+            var delay = runtime.RestartDelay(consecutiveCrashes++);
+            var exit = process is { Exited.IsCompletedSuccessfully: true } ? $"exited with code {process.Exited.Result}" : "is down";
+            resource.RestartCount++;
+            resource.Message = $"{exit}; restart {resource.RestartCount} in {delay.TotalSeconds:0.###} s";
+            resource.SetState(ResourceState.Restarting);
+            process?.Dispose();
+            try
+            {
+                await Task.Delay(delay, _stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            resource.SetState(ResourceState.Starting);
+        }
+    }
+
+    private async Task RunExternalAsync()
+    {
+        // Nothing to start: ready when its readiness says so (an external server may be checked), once.
+        string? failure = null;
+        try
+        {
+            using var timeout = Bounded();
+            await resource.WaitReadyAsync(runtime.Http, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+            failure = $"{resource.Name} ({resource.ConnectionString ?? resource.Endpoint?.ToString()}) did not answer within {runtime.StartTimeout.TotalSeconds:0} s: check that it runs and the connection string is right.";
+        }
+        if (failure is not null)
+        {
+            Fail(failure, null);
+            return;
+        }
+        resource.SetState(ResourceState.Running);
+        if (await AfterReadyAsync().ConfigureAwait(false))
+            _ready.TrySetResult();
+    }
+
+    private async Task<bool> AfterReadyAsync()
+    {
+        try
+        {
+            using var timeout = Bounded();
+            await resource.AfterReadyAsync(timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (Exception ex)
+        {
+            Fail($"{resource.Name}: the step after it became ready failed: {ex.Message}", ex);
+            return false;
+        }
+    }
+
+    /// <summary>Null once ready; otherwise what went wrong, for people.</summary>
+    private async Task<string?> WaitReadyAsync(SupervisedProcess process)
+    {
+        using var timeout = Bounded();
+        var ready = resource.WaitReadyAsync(runtime.Http, timeout.Token);
+        var first = await Task.WhenAny(ready, process.Exited).ConfigureAwait(false);
+        if (first == process.Exited)
+        {
+            await timeout.CancelAsync().ConfigureAwait(false);
+            await ready.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // observe it
+            return $"{resource.Name} exited with code {process.Exited.Result} while starting. Its last output:{Environment.NewLine}{resource.Log.Tail(20)}";
+        }
+        try
+        {
+            await ready.ConfigureAwait(false);
+            return null;
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            return "stopped while starting";
+        }
+        catch (OperationCanceledException)
+        {
+            var what = resource.HealthCheckPath is { } path && resource.Endpoint is { } endpoint
+                ? $"GET {new Uri(endpoint, path)} never answered 2xx"
+                : "its readiness check never passed";
+            return $"{resource.Name} was not ready within {runtime.StartTimeout.TotalSeconds:0} s: {what}. " +
+                   $"Check its output (lines prefixed [{resource.Name}]) or raise {AppHostOptions.Section}:StartTimeoutSeconds. " +
+                   $"Its last output:{Environment.NewLine}{resource.Log.Tail(20)}";
+        }
+        catch (Exception ex)
+        {
+            return $"{resource.Name}: readiness check failed: {ex.Message}";
+        }
+    }
+
+    /// <summary>Until the process exits or the resource is stopped: repeats the health check, Running ⇄ Unhealthy.</summary>
+    private async Task WatchAsync(SupervisedProcess process)
+    {
+        using var timer = new PeriodicTimer(runtime.HealthInterval);
+        while (true)
+        {
+            var tick = timer.WaitForNextTickAsync(_stop.Token).AsTask();
+            if (await Task.WhenAny(tick, process.Exited).ConfigureAwait(false) == process.Exited || _stop.IsCancellationRequested)
+            {
+                await tick.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                return;
+            }
+            bool healthy;
+            try
+            {
+                using var check = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                check.CancelAfter(runtime.HealthInterval);
+                healthy = await resource.IsHealthyAsync(runtime.Http, check.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                healthy = false;
+            }
+            if (!process.Exited.IsCompleted)
+                resource.SetState(healthy ? ResourceState.Running : ResourceState.Unhealthy);
+        }
+    }
+
+    /// <summary>SIGTERM, bounded wait, SIGKILL; then the state is Exited (or stays Failed).</summary>
+    public async Task StopAsync()
+    {
+        SupervisedProcess? process;
+        lock (_gate)
+        {
+            _stop.Cancel();
+            process = _current;
+        }
+        if (process is not null && !process.Exited.IsCompleted)
+        {
+            runtime.Write($"{resource.Name}: stopping process {process.Id}");
+            await process.StopAsync(runtime.StopGrace).ConfigureAwait(false);
+        }
+        await _loop.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        _ready.TrySetCanceled();
+        if (resource.State != ResourceState.Failed)
+            resource.SetState(ResourceState.Exited);
+        process?.Dispose();
+    }
+
+    private void OnLine(string text, bool isError)
+    {
+        resource.Log.Write(text, isError);
+        if (runtime.Echo)
+            runtime.Output.WriteLine($"[{resource.Name}] {text}");
+    }
+
+    private void Fail(string message, Exception? exception)
+    {
+        resource.Message = message;
+        resource.SetState(ResourceState.Failed);
+        _ready.TrySetException(new LabStartupException(message, exception ?? new InvalidOperationException(message)));
+    }
+
+    private CancellationTokenSource Bounded()
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        cts.CancelAfter(runtime.StartTimeout);
+        return cts;
+    }
+}
+
+/// <summary>A resource was not started because one it waits for failed; the root cause is reported instead.</summary>
+internal sealed class DependencyFailedException(string message) : Exception(message);

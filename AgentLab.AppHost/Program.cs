@@ -1,6 +1,8 @@
 // The AgentLab AppHost: `dotnet run --project AgentLab.AppHost` builds and starts the whole lab, in dependency order.
 using AgentLab.AppHost.Hosting;
+using AgentLab.AppHost.Infrastructure;
 using AgentLab.AppHost.Lab;
+using Microsoft.Extensions.Configuration;
 
 if (args is [LauncherSelfTest.Verb, var pidFile])
     return await LauncherSelfTest.RunAsync(pidFile);
@@ -18,10 +20,13 @@ catch (LabStartupException ex)
     return 1;
 }
 
-// Next, with the infrastructure recipes: postgres + database "agentlabdb" and redis (Garnet), for example
-//   var agentlabdb = builder.AddInfrastructure(new PostgresRecipe(...), port: 0);
-//   var redis = builder.AddInfrastructure(new GarnetRecipe(...), port: 0);
-// and backend.WithReference(agentlabdb).WaitFor(agentlabdb).WithReference(redis).WaitFor(redis).
+// PostgreSQL (database agentlabdb) and Redis (Garnet): the configured ones, else servers the AppHost runs itself.
+IResourceBuilder<LabResource> agentlabdb = builder.Configuration.GetConnectionString("agentlabdb") is { Length: > 0 } db
+    ? builder.AddConnectionString("agentlabdb", db)
+    : AddPostgres(builder);
+IResourceBuilder<LabResource> redis = builder.Configuration.GetConnectionString("redis") is { Length: > 0 } redisServer
+    ? builder.AddConnectionString("redis", redisServer)
+    : AddGarnet(builder);
 
 var labservice = builder.AddProject("labservice", "AgentLab.LabService")
     .WithHttpEndpoint(port: 8001)
@@ -32,8 +37,26 @@ var labservice = builder.AddProject("labservice", "AgentLab.LabService")
 builder.AddProject("backend", "AgentLab.Backend")
     .WithHttpEndpoint(port: 8000)
     .WithHttpHealthCheck("/health")
+    .WithReference(agentlabdb)
+    .WaitFor(agentlabdb)
+    .WithReference(redis)
+    .WaitFor(redis)
     .WithReference(labservice)
     .WaitFor(labservice);
 
 await using var app = builder.Build();
 return await app.RunAsync();
+
+static IResourceBuilder<LabResource> AddPostgres(LabAppBuilder builder)
+{
+    var options = builder.Configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new PostgresOptions();
+    // A free port unless --Ports:postgres says otherwise: a developer's own PostgreSQL often holds 5432.
+    options.Port = RecipeResource.PortFor(builder, "postgres");
+    return builder.AddInfrastructure(new RecipeResource(new PostgresRecipe(options, builder.RepositoryRoot), builder.Output), options.Port);
+}
+
+static IResourceBuilder<LabResource> AddGarnet(LabAppBuilder builder)
+{
+    var port = RecipeResource.PortFor(builder, "redis");
+    return builder.AddInfrastructure(new RecipeResource(new GarnetRecipe(port, builder.RepositoryRoot), builder.Output), port);
+}

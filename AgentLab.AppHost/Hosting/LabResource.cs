@@ -27,6 +27,9 @@ public abstract class LabResource(string name)
     /// <summary>Where it answers (http://127.0.0.1:port), once its port is known.</summary>
     public Uri? Endpoint { get; internal set; }
 
+    /// <summary>The OS process of its latest start, if it runs one (tests use it to simulate a crash).</summary>
+    public int? ProcessId { get; internal set; }
+
     /// <summary>Times it was started again after exiting on its own.</summary>
     public int RestartCount { get; internal set; }
 

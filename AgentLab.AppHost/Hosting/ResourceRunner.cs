@@ -77,6 +77,7 @@ internal sealed class ResourceRunner(
                         return;
                     process = _current = runtime.Launcher.Start(spec, OnLine);
                 }
+                resource.ProcessId = process.Id;
                 runtime.Write($"{resource.Name}: started process {process.Id}");
             }
             catch (LabStartupException ex) when (firstStart)

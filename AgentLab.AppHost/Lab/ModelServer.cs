@@ -10,8 +10,10 @@ public static class ModelServer
     public static async Task<IResourceBuilder<LabResource>> AddModelServerAsync(this LabAppBuilder builder, string name,
         CancellationToken ct = default)
     {
-        var choice = await ModelServerSelector.SelectAsync(builder.Configuration.GetConnectionString(name), ct: ct)
-            .ConfigureAwait(false);
+        // AppHost:UseSimulator=true skips the search (tests must not pick up a developer's own Ollama).
+        var choice = builder.Configuration.GetValue<bool>("AppHost:UseSimulator")
+            ? new ModelServerChoice(ModelServerKind.Simulator, null, "SIMULATOR: asked for by AppHost:UseSimulator.")
+            : await ModelServerSelector.SelectAsync(builder.Configuration.GetConnectionString(name), ct: ct).ConfigureAwait(false);
         if (!choice.IsSimulator)
         {
             builder.Output.WriteLine($"[apphost] {name}: {choice.Reason}");

@@ -1,0 +1,52 @@
+using AgentLab.AppHost.Hosting;
+using AgentLab.AppHost.Infrastructure;
+using Microsoft.Extensions.Configuration;
+
+namespace AgentLab.AppHost.Lab;
+
+/// <summary>The lab's resource graph, declared once for `dotnet run --project AgentLab.AppHost` and the test host.</summary>
+public static class LabGraph
+{
+    public static async Task DeclareAsync(LabAppBuilder builder, CancellationToken ct = default)
+    {
+        var ollama = await builder.AddModelServerAsync("ollama", ct).ConfigureAwait(false);
+
+        // PostgreSQL (database agentlabdb) and Redis (Garnet): the configured ones, else servers the AppHost runs.
+        IResourceBuilder<LabResource> agentlabdb = builder.Configuration.GetConnectionString("agentlabdb") is { Length: > 0 } db
+            ? builder.AddConnectionString("agentlabdb", db)
+            : AddPostgres(builder);
+        IResourceBuilder<LabResource> redis = builder.Configuration.GetConnectionString("redis") is { Length: > 0 } redisServer
+            ? builder.AddConnectionString("redis", redisServer)
+            : AddGarnet(builder);
+
+        var labservice = builder.AddProject("labservice", "AgentLab.LabService")
+            .WithHttpEndpoint(port: 8001)
+            .WithHttpHealthCheck("/health")
+            .WithReference(ollama)
+            .WaitFor(ollama);
+
+        builder.AddProject("backend", "AgentLab.Backend")
+            .WithHttpEndpoint(port: 8000)
+            .WithHttpHealthCheck("/health")
+            .WithReference(agentlabdb)
+            .WaitFor(agentlabdb)
+            .WithReference(redis)
+            .WaitFor(redis)
+            .WithReference(labservice)
+            .WaitFor(labservice);
+    }
+
+    private static IResourceBuilder<LabResource> AddPostgres(LabAppBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new PostgresOptions();
+        // A free port unless --Ports:postgres says otherwise: a developer's own PostgreSQL often holds 5432.
+        options.Port = RecipeResource.PortFor(builder, "postgres");
+        return builder.AddInfrastructure(new RecipeResource(new PostgresRecipe(options, builder.RepositoryRoot), builder.Output), options.Port);
+    }
+
+    private static IResourceBuilder<LabResource> AddGarnet(LabAppBuilder builder)
+    {
+        var port = RecipeResource.PortFor(builder, "redis");
+        return builder.AddInfrastructure(new RecipeResource(new GarnetRecipe(port, builder.RepositoryRoot), builder.Output), port);
+    }
+}

@@ -1,3 +1,4 @@
+using AgentLab.AppHost.Infrastructure;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
@@ -71,11 +72,24 @@ public sealed class LabAppBuilder
     public IResourceBuilder<ExternalResource> AddConnectionString(string name, string connectionString) =>
         AddResource(new ExternalResource(name, connectionString));
 
-    /// <summary>A server from an infrastructure recipe, on <paramref name="port"/> (0 = any free port).</summary>
-    public IResourceBuilder<InfrastructureResource> AddInfrastructure(IInfrastructureResource recipe, int port = 0)
+    /// <summary>A server from an infrastructure recipe, which was made for <paramref name="port"/> (see <see cref="PortFor"/>).</summary>
+    public IResourceBuilder<InfrastructureResource> AddInfrastructure(IInfrastructureRecipe recipe, int port)
     {
-        var resource = new InfrastructureResource(recipe) { Port = port, EndpointScheme = "tcp" };
+        var resource = new InfrastructureResource(recipe, Output) { Port = port, EndpointScheme = "tcp" };
         return AddResource(resource);
+    }
+
+    /// <summary>
+    /// The port for a server resource: configured (<c>--Ports:name=N</c> or <c>AppHost:Ports:name</c>), else a free
+    /// loopback port. Chosen before the recipe, which is made for one port.
+    /// </summary>
+    public int PortFor(string name)
+    {
+        if (Options.Ports.TryGetValue(name, out var configured) && configured > 0)
+            return configured;
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public IResourceBuilder<T> AddResource<T>(T resource) where T : LabResource

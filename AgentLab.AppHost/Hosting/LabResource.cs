@@ -1,3 +1,4 @@
+using AgentLab.AppHost.Infrastructure;
 using System.Globalization;
 
 namespace AgentLab.AppHost.Hosting;
@@ -197,20 +198,32 @@ public sealed class ExternalResource(string name, string connectionString) : Lab
     internal override ProcessSpec? CreateProcess(ResourceContext context) => null;
 }
 
-/// <summary>Adapts an infrastructure recipe (PostgreSQL, Garnet, model server) to the runner.</summary>
-public sealed class InfrastructureResource(IInfrastructureResource recipe) : LabResource(recipe.Name)
+/// <summary>A server from an infrastructure recipe (PostgreSQL, Garnet) under the runner.</summary>
+public sealed class InfrastructureResource(IInfrastructureRecipe recipe, TextWriter output) : LabResource(recipe.Name)
 {
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(100);
     private int _afterReadyDone;
 
-    public IInfrastructureResource Recipe { get; } = recipe;
+    public IInfrastructureRecipe Recipe { get; } = recipe;
 
-    public override IEnumerable<KeyValuePair<string, string>> GetReferenceConfiguration() => Recipe.ExportedConfiguration;
+    public override IEnumerable<KeyValuePair<string, string>> GetReferenceConfiguration() => Recipe.ExportedEnvironment;
 
-    internal override Task PrepareAsync(CancellationToken ct) => Recipe.PrepareAsync(ct);
+    internal override async Task PrepareAsync(CancellationToken ct)
+    {
+        await Recipe.PrepareAsync(ct).ConfigureAwait(false);
+        foreach (var notice in Recipe.Notices)
+            output.WriteLine($"[{Name}] {notice}");
+    }
 
-    internal override ProcessSpec? CreateProcess(ResourceContext context) => Recipe.CreateProcess(Port ?? 0);
+    // The recipe was made for its port (LabAppBuilder.AddInfrastructure passes the same one to the runner).
+    internal override ProcessSpec? CreateProcess(ResourceContext context) => Recipe.CreateProcessSpec();
 
-    internal override Task WaitReadyAsync(HttpClient http, CancellationToken ct) => Recipe.WaitReadyAsync(ct);
+    internal override async Task WaitReadyAsync(HttpClient http, CancellationToken ct)
+    {
+        // Each probe is bounded by the recipe; the runner bounds the whole wait through ct.
+        while (!await Recipe.IsReadyAsync(ct).ConfigureAwait(false))
+            await Task.Delay(ProbeInterval, ct).ConfigureAwait(false);
+    }
 
     internal override Task AfterReadyAsync(CancellationToken ct) =>
         Interlocked.Exchange(ref _afterReadyDone, 1) == 0 ? Recipe.AfterReadyAsync(ct) : Task.CompletedTask;

@@ -40,13 +40,13 @@ public static class LabGraph
     {
         var options = builder.Configuration.GetSection(PostgresOptions.Section).Get<PostgresOptions>() ?? new PostgresOptions();
         // A free port unless --Ports:postgres says otherwise: a developer's own PostgreSQL often holds 5432.
-        options.Port = RecipeResource.PortFor(builder, "postgres");
-        return builder.AddInfrastructure(new RecipeResource(new PostgresRecipe(options, builder.RepositoryRoot), builder.Output), options.Port);
+        options.Port = builder.PortFor("postgres");
+        return builder.AddInfrastructure(new PostgresRecipe(options, builder.RepositoryRoot), options.Port);
     }
 
     private static IResourceBuilder<LabResource> AddGarnet(LabAppBuilder builder)
     {
-        var port = RecipeResource.PortFor(builder, "redis");
-        return builder.AddInfrastructure(new RecipeResource(new GarnetRecipe(port, builder.RepositoryRoot), builder.Output), port);
+        var port = builder.PortFor("redis");
+        return builder.AddInfrastructure(new GarnetRecipe(port, builder.RepositoryRoot), port);
     }
 }

@@ -1,3 +1,4 @@
+using AgentLab.Backend.Data;
 using AgentLab.Backend.Errors;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
@@ -35,6 +36,7 @@ public static class BackendExtensions
             o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
         });
 
+        services.AddAgentLabDatabase();
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();

@@ -22,4 +22,13 @@ internal static partial class Log
 
     [LoggerMessage(1006, LogLevel.Warning, "Health probe of LabService failed: {Reason}")]
     public static partial void HealthProbeFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(1101, LogLevel.Information, "Database ready: {Applied} migration(s) applied, schema at {Latest}")]
+    public static partial void DatabaseReady(this ILogger logger, int applied, string latest);
+
+    [LoggerMessage(1102, LogLevel.Warning, "PostgreSQL is unreachable ({Reason}); the migration step retries in {Seconds} s. Start it, or set ConnectionStrings:agentlabdb")]
+    public static partial void DatabaseUnreachableAtStart(this ILogger logger, string reason, double seconds);
+
+    [LoggerMessage(1103, LogLevel.Error, "Applying the database migrations failed; retrying in {Seconds} s")]
+    public static partial void MigrationFailed(this ILogger logger, Exception exception, double seconds);
 }

@@ -8,8 +8,11 @@ using Microsoft.Extensions.Logging;
 
 namespace AgentLab.Tests.Backend;
 
-/// <summary>The Backend in memory, with its LabService pointed at <paramref name="labBaseAddress"/>.</summary>
-public sealed class BackendFactory(Uri labBaseAddress, IReadOnlyDictionary<string, string?>? settings = null)
+/// <summary>
+/// The Backend in memory, with its LabService pointed at <paramref name="labBaseAddress"/> and its database at
+/// <paramref name="connectionString"/> (a real PostgreSQL database, see <see cref="Support.SharedPostgres"/>).
+/// </summary>
+public sealed class BackendFactory(Uri labBaseAddress, string connectionString, IReadOnlyDictionary<string, string?>? settings = null)
     : WebApplicationFactory<BackendMarker>
 {
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -18,6 +21,7 @@ public sealed class BackendFactory(Uri labBaseAddress, IReadOnlyDictionary<strin
         {
             ["LabService:BaseAddress"] = labBaseAddress.ToString(),
             ["LabService:HealthTimeoutSeconds"] = "2",
+            ["ConnectionStrings:agentlabdb"] = connectionString,
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             all[key] = value;

@@ -15,14 +15,21 @@ public abstract class BackendTestBase : IAsyncLifetime
 
     protected FakeLabService Lab { get; private set; } = null!;
 
+    /// <summary>This test's own database on the shared PostgreSQL server, migrated and empty.</summary>
+    protected Support.TestDatabase Database { get; private set; } = null!;
+
     protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public async ValueTask InitializeAsync() => Lab = await FakeLabService.StartAsync(Ct);
+    public async ValueTask InitializeAsync()
+    {
+        Lab = await FakeLabService.StartAsync(Ct);
+        Database = await Support.SharedPostgres.CreateDatabaseAsync(Ct);
+    }
 
     /// <summary>A client of a Backend whose LabService is the fake (or <paramref name="labAddress"/>).</summary>
     protected HttpClient Backend(IReadOnlyDictionary<string, string?>? settings = null, Uri? labAddress = null)
     {
-        var factory = new BackendFactory(labAddress ?? Lab.BaseAddress, settings);
+        var factory = new BackendFactory(labAddress ?? Lab.BaseAddress, Database.ConnectionString, settings);
         _factories.Add(factory);
         return factory.CreateClient();
     }
@@ -53,6 +60,7 @@ public abstract class BackendTestBase : IAsyncLifetime
         foreach (var factory in _factories)
             await factory.DisposeAsync();
         await Lab.DisposeAsync();
+        await Database.DisposeAsync();
         GC.SuppressFinalize(this);
     }
 }

@@ -13,7 +13,7 @@ public sealed class RealSocketTests : BackendTestBase
     {
         // The address comes as configuration, as an orchestrator gives it; not UseKestrel(0), which races the
         // minimal-hosting entry point over the server's addresses.
-        await using var factory = new BackendFactory(Lab.BaseAddress, new Dictionary<string, string?> { ["urls"] = "http://127.0.0.1:0" });
+        await using var factory = new BackendFactory(Lab.BaseAddress, Database.ConnectionString, new Dictionary<string, string?> { ["urls"] = "http://127.0.0.1:0" });
         factory.UseKestrel();
         factory.StartServer();
         var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();

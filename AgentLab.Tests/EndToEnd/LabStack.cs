@@ -52,6 +52,9 @@ public sealed class LabStack : IAsyncLifetime
 
     public bool SimulatorStopped { get; private set; }
 
+    /// <summary>The Backend's database (its own, on the shared PostgreSQL server).</summary>
+    public Support.TestDatabase Database { get; private set; } = null!;
+
     public async ValueTask InitializeAsync()
     {
         var ct = TestContext.Current.CancellationToken;
@@ -69,8 +72,10 @@ public sealed class LabStack : IAsyncLifetime
         lab.StartServer();
         LabAddress = AddressOf(lab.Services);
 
+        Database = await Support.SharedPostgres.CreateDatabaseAsync(ct);
         backend = new ServiceFactory<BackendMarker>(new()
         {
+            ["ConnectionStrings:agentlabdb"] = Database.ConnectionString,
             // Aspire's convention; LabService:BaseAddress stays at its default http://labservice.
             ["services:labservice:http:0"] = LabAddress.ToString(),
             ["LabService:ConnectTimeoutSeconds"] = "2",
@@ -106,6 +111,8 @@ public sealed class LabStack : IAsyncLifetime
             await lab.DisposeAsync();
         if (!SimulatorStopped && Simulator is not null)
             await Simulator.DisposeAsync();
+        if (Database is not null)
+            await Database.DisposeAsync();
     }
 
     private static SimulatorOptions SimulatorOptions()

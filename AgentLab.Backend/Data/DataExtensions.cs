@@ -1,0 +1,32 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.Backend.Data;
+
+public static class DataExtensions
+{
+    /// <summary>
+    /// <see cref="AgentLabDb"/> on PostgreSQL (<c>ConnectionStrings:agentlabdb</c>) with short timeouts and a retrying
+    /// execution strategy, the migration step, and the <see cref="ExecutionStore"/>.
+    /// </summary>
+    public static IServiceCollection AddAgentLabDatabase(this IServiceCollection services)
+    {
+        services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddDbContextPool<AgentLabDb>((sp, options) =>
+        {
+            var settings = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value;
+            var configured = sp.GetRequiredService<IConfiguration>().GetConnectionString(DatabaseOptions.ConnectionStringName);
+            options.UseNpgsql(settings.BuildConnectionString(configured), npgsql => npgsql
+                .EnableRetryOnFailure(settings.MaxRetryCount, TimeSpan.FromMilliseconds(settings.MaxRetryDelayMilliseconds), null)
+                .MigrationsHistoryTable(AgentLabDb.MigrationsHistoryTable));
+            // The migrations are written by hand, with no model snapshot to compare against; MigrationSchemaTests
+            // checks instead that the migrated schema has every column the model maps.
+            options.ConfigureWarnings(w => w.Ignore(RelationalEventId.PendingModelChangesWarning));
+        });
+        services.AddSingleton<DatabaseState>();
+        services.AddHostedService<DatabaseMigrator>();
+        services.AddScoped<ExecutionStore>();
+        return services;
+    }
+}

@@ -1,0 +1,77 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace AgentLab.Backend.Data;
+
+/// <summary>
+/// The migration step: applies the hand-written migrations when the Backend starts, and keeps trying (1 s, doubling
+/// to 15 s) while PostgreSQL is not there yet, so the Backend can start before its database and recover by itself.
+/// Until it succeeds, <see cref="DatabaseState"/> says why, and executions are refused with 503 <c>db_unavailable</c>.
+/// Several replicas may start at once: EF Core takes a lock around the migration, so only one applies it.
+/// </summary>
+public sealed class DatabaseMigrator(
+    IServiceScopeFactory scopes, DatabaseState state, TimeProvider time, ILogger<DatabaseMigrator> logger) : BackgroundService
+{
+    private static readonly TimeSpan FirstPause = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(15);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var pause = FirstPause;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await MigrateOnceAsync(stoppingToken).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                var unreachable = DatabaseErrors.IsUnavailable(ex);
+                var detail = unreachable
+                    ? $"PostgreSQL is unreachable ({DatabaseErrors.Describe(ex)}); retrying in {pause.TotalSeconds:0} s. " +
+                      "Start it (the AppHost does), or point ConnectionStrings:agentlabdb at a running server."
+                    : $"Applying the migrations failed: {DatabaseErrors.Describe(ex)}; retrying in {pause.TotalSeconds:0} s.";
+                state.Set(unreachable ? DatabaseState.Unavailable : DatabaseState.Failed, detail);
+                if (unreachable)
+                    logger.DatabaseUnreachableAtStart(DatabaseErrors.Describe(ex), pause.TotalSeconds);
+                else
+                    logger.MigrationFailed(ex, pause.TotalSeconds);
+            }
+
+            try
+            {
+                await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, LongestPause.Ticks));
+        }
+    }
+
+    private async Task MigrateOnceAsync(CancellationToken ct)
+    {
+        state.Set(DatabaseState.Migrating, "Applying migrations.");
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AgentLabDb>();
+        var pending = (await db.Database.GetPendingMigrationsAsync(ct).ConfigureAwait(false)).ToList();
+        var started = time.GetTimestamp();
+        if (pending.Count > 0)
+        {
+            // Creating or altering tables may take longer than an ordinary command.
+            db.Database.SetCommandTimeout(TimeSpan.FromMinutes(5));
+            await db.Database.MigrateAsync(ct).ConfigureAwait(false);
+        }
+        var applied = (await db.Database.GetAppliedMigrationsAsync(ct).ConfigureAwait(false)).ToList();
+        var elapsed = time.GetElapsedTime(started);
+        state.Set(DatabaseState.Ready, pending.Count > 0
+            ? $"Applied {pending.Count} migration(s) in {elapsed.TotalMilliseconds:0} ms; schema at {applied.LastOrDefault()}."
+            : $"Schema up to date at {applied.LastOrDefault()}.", applied);
+        logger.DatabaseReady(pending.Count, applied.LastOrDefault() ?? "(none)");
+    }
+}

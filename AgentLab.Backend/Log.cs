@@ -31,4 +31,19 @@ internal static partial class Log
 
     [LoggerMessage(1103, LogLevel.Error, "Applying the database migrations failed; retrying in {Seconds} s")]
     public static partial void MigrationFailed(this ILogger logger, Exception exception, double seconds);
+
+    [LoggerMessage(1401, LogLevel.Warning, "PostgreSQL ({Target}) is down: {Reason} Requests that need it fail fast with 503 db_unavailable until a probe answers")]
+    public static partial void DatabaseUnavailable(this ILogger logger, string target, string reason);
+
+    [LoggerMessage(1402, LogLevel.Information, "PostgreSQL ({Target}) answers again after {OutageSeconds:0.0} s")]
+    public static partial void DatabaseRecovered(this ILogger logger, string target, double outageSeconds);
+
+    [LoggerMessage(1403, LogLevel.Debug, "Database probe failed: {Reason}")]
+    public static partial void DatabaseProbeFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(1404, LogLevel.Warning, "{Method} {Path} failed: the database is unavailable ({Reason})")]
+    public static partial void DatabaseRequestFailed(this ILogger logger, string method, string path, string reason);
+
+    [LoggerMessage(1405, LogLevel.Debug, "{Method} {Path} refused at once: the database is unavailable ({Reason})")]
+    public static partial void DatabaseRequestRefused(this ILogger logger, string method, string path, string reason);
 }

@@ -18,14 +18,20 @@ public static class DataExtensions
             var settings = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value;
             var configured = sp.GetRequiredService<IConfiguration>().GetConnectionString(DatabaseOptions.ConnectionStringName);
             options.UseNpgsql(settings.BuildConnectionString(configured), npgsql => npgsql
-                .EnableRetryOnFailure(settings.MaxRetryCount, TimeSpan.FromMilliseconds(settings.MaxRetryDelayMilliseconds), null)
+                .ExecutionStrategy(dependencies => new AgentLabExecutionStrategy(
+                    dependencies, settings.MaxRetryCount, TimeSpan.FromMilliseconds(settings.MaxRetryDelayMilliseconds)))
                 .MigrationsHistoryTable(AgentLabDb.MigrationsHistoryTable));
+            // Every command reports to DatabaseHealth, which makes requests fail fast while the database is down.
+            options.AddInterceptors(sp.GetRequiredService<DatabaseHealthInterceptor>());
             // The migrations are written by hand, with no model snapshot to compare against; MigrationSchemaTests
             // checks instead that the migrated schema has every column the model maps.
             options.ConfigureWarnings(w => w.Ignore(RelationalEventId.PendingModelChangesWarning));
         });
         services.AddSingleton<DatabaseState>();
         services.AddHostedService<DatabaseMigrator>();
+        services.AddSingleton<DatabaseHealth>();
+        services.AddHostedService(sp => sp.GetRequiredService<DatabaseHealth>());
+        services.AddSingleton<DatabaseHealthInterceptor>();
         services.AddScoped<ExecutionStore>();
         return services;
     }

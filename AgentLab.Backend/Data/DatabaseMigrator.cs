@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace AgentLab.Backend.Data;
 
@@ -7,32 +8,47 @@ namespace AgentLab.Backend.Data;
 /// to 15 s) while PostgreSQL is not there yet, so the Backend can start before its database and recover by itself.
 /// Until it succeeds, <see cref="DatabaseState"/> says why, and executions are refused with 503 <c>db_unavailable</c>.
 /// Several replicas may start at once: EF Core takes a lock around the migration, so only one applies it.
+/// The Backend waits for the first attempt before it serves requests (at most
+/// <see cref="DatabaseOptions.StartupWaitSeconds"/>), so a healthy start never answers "migrating".
 /// </summary>
 public sealed class DatabaseMigrator(
-    IServiceScopeFactory scopes, DatabaseState state, TimeProvider time, ILogger<DatabaseMigrator> logger) : BackgroundService
+    IServiceScopeFactory scopes, DatabaseState state, DatabaseHealth health, IOptions<DatabaseOptions> options,
+    TimeProvider time, ILogger<DatabaseMigrator> logger) : BackgroundService
 {
     private static readonly TimeSpan FirstPause = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(15);
+    private readonly TaskCompletionSource firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await base.StartAsync(cancellationToken).ConfigureAwait(false);
+        // Bounded: a database that is down must not keep the Backend from starting (its /health and /ready explain).
+        await Task.WhenAny(firstAttempt.Task, Task.Delay(TimeSpan.FromSeconds(options.Value.StartupWaitSeconds), time, cancellationToken))
+            .ConfigureAwait(false);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var pause = FirstPause;
         while (!stoppingToken.IsCancellationRequested)
         {
+            var unreachable = false;
             try
             {
                 await MigrateOnceAsync(stoppingToken).ConfigureAwait(false);
+                firstAttempt.TrySetResult();
                 return;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
+                firstAttempt.TrySetResult();
                 return;
             }
             catch (Exception ex)
             {
-                var unreachable = DatabaseErrors.IsUnavailable(ex);
+                unreachable = DatabaseErrors.IsUnavailable(ex);
                 var detail = unreachable
-                    ? $"PostgreSQL is unreachable ({DatabaseErrors.Describe(ex)}); retrying in {pause.TotalSeconds:0} s. " +
+                    ? $"PostgreSQL is unreachable ({DatabaseErrors.Describe(ex)}); retrying within {pause.TotalSeconds:0} s (as soon as it answers). " +
                       "Start it (the AppHost does), or point ConnectionStrings:agentlabdb at a running server."
                     : $"Applying the migrations failed: {DatabaseErrors.Describe(ex)}; retrying in {pause.TotalSeconds:0} s.";
                 state.Set(unreachable ? DatabaseState.Unavailable : DatabaseState.Failed, detail);
@@ -40,11 +56,21 @@ public sealed class DatabaseMigrator(
                     logger.DatabaseUnreachableAtStart(DatabaseErrors.Describe(ex), pause.TotalSeconds);
                 else
                     logger.MigrationFailed(ex, pause.TotalSeconds);
+                health.ReportFailure(ex);
+                firstAttempt.TrySetResult();
             }
 
             try
             {
-                await Task.Delay(pause, time, stoppingToken).ConfigureAwait(false);
+                await Task.Delay(FirstPause, time, stoppingToken).ConfigureAwait(false);
+                // While the server is down, DatabaseHealth probes it every second: try again as soon as it answers
+                // rather than sleeping out a long pause.
+                if (pause > FirstPause)
+                {
+                    var rest = Task.Delay(pause - FirstPause, time, stoppingToken);
+                    await (unreachable ? Task.WhenAny(rest, health.WhenAvailableAsync(stoppingToken)) : rest).ConfigureAwait(false);
+                    stoppingToken.ThrowIfCancellationRequested();
+                }
             }
             catch (OperationCanceledException)
             {

@@ -1,3 +1,4 @@
+using AgentLab.Backend.Data;
 using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Diagnostics;
@@ -9,9 +10,12 @@ namespace AgentLab.Backend.Errors;
 /// <summary>
 /// The one place where failures of the Backend's downstreams become problem replies: LabService's problems pass
 /// through with their code, detail, extensions and Retry-After; an unreachable LabService is 503
-/// <c>lab_unavailable</c>; a LabService that does not answer in time is 504 <c>lab_timeout</c>.
+/// <c>lab_unavailable</c>; a LabService that does not answer in time is 504 <c>lab_timeout</c>; a database that is
+/// down, paused or not migrated yet is 503 <c>db_unavailable</c> (and is reported to <see cref="DatabaseHealth"/>).
 /// </summary>
-public sealed class BackendExceptionHandler(IOptions<LabServiceOptions> labOptions, ILogger<BackendExceptionHandler> logger)
+public sealed class BackendExceptionHandler(
+    IOptions<LabServiceOptions> labOptions, IOptions<DatabaseOptions> databaseOptions, DatabaseHealth database,
+    ILogger<BackendExceptionHandler> logger)
     : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
@@ -67,6 +71,18 @@ public sealed class BackendExceptionHandler(IOptions<LabServiceOptions> labOptio
                     extensions), null);
             }
 
+            case DatabaseUnavailableException refused:
+                logger.DatabaseRequestRefused(httpContext.Request.Method, httpContext.Request.Path, refused.Reason);
+                return DatabaseUnavailable(refused.Reason);
+
+            case var failed when FromDatabase(failed) && DatabaseErrors.IsUnavailable(failed):
+            {
+                database.ReportFailure(failed);
+                var reason = $"PostgreSQL is unreachable ({DatabaseErrors.Describe(failed)}).";
+                logger.DatabaseRequestFailed(httpContext.Request.Method, httpContext.Request.Path, reason);
+                return DatabaseUnavailable(reason);
+            }
+
             case BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }:
                 return (Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The request body is too large",
                     "Send a smaller body."), null);
@@ -79,6 +95,30 @@ public sealed class BackendExceptionHandler(IOptions<LabServiceOptions> labOptio
                 return (Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "Internal error",
                     "The Backend failed unexpectedly; this is a bug. Report it with the trace_id."), null);
         }
+    }
+
+    private (ProblemHttpResult Problem, string? RetryAfter) DatabaseUnavailable(string reason)
+    {
+        var retryAfter = databaseOptions.Value.RetryAfterSeconds;
+        var problem = Problems.Create(StatusCodes.Status503ServiceUnavailable, "db_unavailable", "The database is unavailable",
+            $"The Backend could not use its database: {reason} The request was not carried out. Check that PostgreSQL is " +
+            "running and that ConnectionStrings:agentlabdb points at it; the Backend reconnects by itself when it answers. " +
+            $"Retry in {retryAfter} s (with the same Idempotency-Key, a retry never runs an execution twice).");
+        return (problem, retryAfter.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// True for failures raised by the database driver or EF Core's retry strategy; an I/O error or a timeout of some
+    /// other client (an HTTP call) must not be reported as a database outage.
+    /// </summary>
+    private static bool FromDatabase(Exception exception)
+    {
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is Npgsql.NpgsqlException or Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException)
+                return true;
+        }
+        return false;
     }
 
     private static void AddExecutionId(List<KeyValuePair<string, object?>> extensions, LabServiceException ex)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AgentLab.Backend.Data;
 using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -8,8 +9,9 @@ namespace AgentLab.Backend.Health;
 
 /// <summary>
 /// <c>/api/v1/health</c> (the Backend is alive), <c>/api/v1/health/detailed</c> (every component, with latency) and
-/// <c>/api/v1/ready</c> (LabService answers, so executions can run). Probes are bounded by
-/// <c>LabService:HealthTimeoutSeconds</c> so that none of them can hang.
+/// <c>/api/v1/ready</c> (the database answers with its schema migrated, and LabService answers, so executions can run).
+/// Probes are bounded (<c>LabService:HealthTimeoutSeconds</c>, <c>Database:ProbeTimeoutMilliseconds</c>) so that none
+/// of them can hang.
 /// </summary>
 public static class HealthApi
 {
@@ -35,7 +37,7 @@ public static class HealthApi
 
         group.MapGet("/ready", GetReadyAsync)
             .WithName("GetReady")
-            .WithSummary("Readiness: LabService answers its health endpoint")
+            .WithSummary("Readiness: the database (migrated) and LabService answer")
             .Produces<StatusReport>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
@@ -46,56 +48,121 @@ public static class HealthApi
         TypedResults.Json(new StatusReport { Status = Healthy }, BackendJsonContext.Wire.StatusReport);
 
     public static async Task<JsonHttpResult<DetailedHealthReport>> GetDetailedHealthAsync(
-        LabServiceReadClient lab, IOptions<LabServiceOptions> options, TimeProvider time, ILoggerFactory loggers,
-        CancellationToken ct)
+        LabServiceReadClient lab, IOptions<LabServiceOptions> options, DatabaseHealth database, TimeProvider time,
+        ILoggerFactory loggers, CancellationToken ct)
     {
-        var started = time.GetTimestamp();
-        ComponentHealth labService, modelServer;
-        var serverKind = Unknown;
-        try
-        {
-            var answer = await lab.GetHealthAsync(TimeSpan.FromSeconds(options.Value.HealthTimeoutSeconds), ct);
-            var latencyMs = Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 2);
-            (labService, modelServer, serverKind) = FromAnswer(answer, latencyMs);
-        }
-        catch (LabServiceException ex) when (ex is LabServiceUnavailableException or LabServiceTimeoutException)
-        {
-            var reason = Reason(ex, options.Value);
-            loggers.CreateLogger(typeof(HealthApi)).HealthProbeFailed(reason);
-            labService = new ComponentHealth { Status = Unhealthy, Detail = reason };
-            modelServer = new ComponentHealth { Status = Unknown, Detail = "Not checked: LabService, which reaches the model server, is not answering." };
-        }
+        var labCheck = CheckLabServiceAsync(lab, options.Value, time, loggers, ct);
+        var migration = await database.WaitForMigrationStepAsync(database.ProbeTimeout, ct);
+        var probe = await database.CheckAsync(ct);
+        var (labService, modelServer, serverKind) = await labCheck;
 
+        var databaseHealth = new ComponentHealth
+        {
+            Status = probe.Answered ? Healthy : Unhealthy,
+            LatencyMs = probe.LatencyMs,
+            Detail = probe.Detail,
+        };
+        var migrations = new MigrationHealth
+        {
+            Status = migration.Status,
+            Detail = migration.Detail,
+            AppliedMigrations = migration.AppliedMigrations,
+            ChangedAt = migration.At,
+        };
         var report = new DetailedHealthReport
         {
-            Status = Worst(labService.Status, modelServer.Status),
+            Status = Worst(labService.Status, modelServer.Status, databaseHealth.Status, MigrationStatus(migration.Status)),
             ModelServer = serverKind,
-            Components = new() { ["labservice"] = labService, ["model_server"] = modelServer },
+            Components = new() { ["labservice"] = labService, ["model_server"] = modelServer, ["database"] = databaseHealth },
+            Migrations = migrations,
         };
         return TypedResults.Json(report, BackendJsonContext.Wire.DetailedHealthReport);
     }
 
+    /// <summary>
+    /// Ready when the database answers with its schema migrated and LabService answers; otherwise 503 <c>not_ready</c>
+    /// naming each missing component (<c>missing</c>) and why (<c>detail</c>). Both checks run at once, each bounded.
+    /// </summary>
     public static async Task<Results<JsonHttpResult<StatusReport>, ProblemHttpResult>> GetReadyAsync(
-        LabServiceReadClient lab, IOptions<LabServiceOptions> options, CancellationToken ct)
+        LabServiceReadClient lab, IOptions<LabServiceOptions> options, DatabaseHealth database, CancellationToken ct)
+    {
+        var labCheck = LabServiceNotReadyAsync(lab, options.Value, ct);
+        var databaseReason = await DatabaseNotReadyAsync(database, ct);
+        var labReason = await labCheck;
+
+        var missing = new List<string>();
+        var reasons = new List<string>();
+        if (databaseReason is not null)
+        {
+            missing.Add("database");
+            reasons.Add(databaseReason);
+        }
+        if (labReason is not null)
+        {
+            missing.Add("labservice");
+            reasons.Add(labReason);
+        }
+        if (missing.Count == 0)
+            return TypedResults.Json(new StatusReport { Status = "ready" }, BackendJsonContext.Wire.StatusReport);
+
+        return Problems.Create(StatusCodes.Status503ServiceUnavailable, "not_ready", "The Backend is not ready",
+            $"Missing: {string.Join(", ", missing)}. {string.Join(" ", reasons)}", [new("missing", missing.ToArray())]);
+    }
+
+    private static async Task<string?> DatabaseNotReadyAsync(DatabaseHealth database, CancellationToken ct)
+    {
+        // A Backend that has just started is usually still checking its schema: wait for that (briefly) rather than
+        // answering "not ready" to the first probe of an orchestrator.
+        var migration = await database.WaitForMigrationStepAsync(database.ProbeTimeout, ct);
+        if (migration.Status != DatabaseState.Ready)
+            return $"Database: the migration step is {migration.Status}: {migration.Detail}";
+        var probe = await database.CheckAsync(ct);
+        return probe.Answered ? null : $"Database: {probe.Detail}";
+    }
+
+    private static async Task<string?> LabServiceNotReadyAsync(LabServiceReadClient lab, LabServiceOptions options, CancellationToken ct)
     {
         try
         {
-            var answer = await lab.GetHealthAsync(TimeSpan.FromSeconds(options.Value.HealthTimeoutSeconds), ct);
+            var answer = await lab.GetHealthAsync(TimeSpan.FromSeconds(options.HealthTimeoutSeconds), ct);
             // LabService answers 503 only when it is itself unhealthy (a missing model server is just "degraded").
-            if (answer.StatusCode >= StatusCodes.Status500InternalServerError)
-            {
-                return Problems.Create(StatusCodes.Status503ServiceUnavailable, "not_ready", "The Backend is not ready",
-                    $"Missing: labservice. LabService reports itself unhealthy (its /health answered {answer.StatusCode}); see its logs.",
-                    [new("missing", new[] { "labservice" })]);
-            }
-            return TypedResults.Json(new StatusReport { Status = "ready" }, BackendJsonContext.Wire.StatusReport);
+            return answer.StatusCode >= StatusCodes.Status500InternalServerError
+                ? $"LabService reports itself unhealthy (its /health answered {answer.StatusCode}); see its logs."
+                : null;
         }
         catch (LabServiceException ex) when (ex is LabServiceUnavailableException or LabServiceTimeoutException or LabServiceProblemException)
         {
-            return Problems.Create(StatusCodes.Status503ServiceUnavailable, "not_ready", "The Backend is not ready",
-                $"Missing: labservice. {Reason(ex, options.Value)}", [new("missing", new[] { "labservice" })]);
+            return Reason(ex, options);
         }
     }
+
+    private static async Task<(ComponentHealth LabService, ComponentHealth ModelServer, string ServerKind)> CheckLabServiceAsync(
+        LabServiceReadClient lab, LabServiceOptions options, TimeProvider time, ILoggerFactory loggers, CancellationToken ct)
+    {
+        var started = time.GetTimestamp();
+        try
+        {
+            var answer = await lab.GetHealthAsync(TimeSpan.FromSeconds(options.HealthTimeoutSeconds), ct);
+            var latencyMs = Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 2);
+            return FromAnswer(answer, latencyMs);
+        }
+        catch (LabServiceException ex) when (ex is LabServiceUnavailableException or LabServiceTimeoutException)
+        {
+            var reason = Reason(ex, options);
+            loggers.CreateLogger(typeof(HealthApi)).HealthProbeFailed(reason);
+            return (new ComponentHealth { Status = Unhealthy, Detail = reason },
+                new ComponentHealth { Status = Unknown, Detail = "Not checked: LabService, which reaches the model server, is not answering." },
+                Unknown);
+        }
+    }
+
+    /// <summary>The migration step as a component status: starting up is degraded; unreachable or failed is unhealthy.</summary>
+    public static string MigrationStatus(string status) => status switch
+    {
+        DatabaseState.Ready => Healthy,
+        DatabaseState.Pending or DatabaseState.Migrating => Degraded,
+        _ => Unhealthy,
+    };
 
     /// <summary>The worst of the given statuses; an unknown component counts as degraded.</summary>
     public static string Worst(params string[] statuses)

@@ -42,8 +42,11 @@ public sealed class ExecutionRunner(
     /// <summary>A new queued execution held by this replica; <paramref name="mode"/> is the effective sync/async.</summary>
     public ExecutionRecord NewRecord(ExecutionRequest request, string mode, string? idempotencyKey)
     {
-        request.Mode = mode;
         request.ExecutionType ??= ExecutionKinds.Simple;
+        // The mode is how the caller waits, not what it asks for: a sync retry of an async submit is the same request.
+        request.Mode = null;
+        var hashed = JsonSerializer.Serialize(request, BackendJsonContext.Wire.ExecutionRequest);
+        request.Mode = mode;
         var json = JsonSerializer.Serialize(request, BackendJsonContext.Wire.ExecutionRequest);
         var now = time.GetUtcNow();
         return new ExecutionRecord
@@ -55,7 +58,7 @@ public sealed class ExecutionRunner(
             Status = ExecutionStatus.Queued,
             Request = json,
             // The normalised request, not the raw bytes: the same request with other whitespace or key order is "the same body".
-            RequestHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json))),
+            RequestHash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(hashed))),
             IdempotencyKey = idempotencyKey,
             CreatedAt = now,
             LeaseOwner = replica.Id,

@@ -107,7 +107,7 @@ public static class ExecutionsApi
             {
                 return Problems.Create(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
                     "The Idempotency-Key was used with another request",
-                    $"Execution {existing.Id} was submitted with this Idempotency-Key and a different body (or mode). Use a new key " +
+                    $"Execution {existing.Id} was submitted with this Idempotency-Key and a different body. Use a new key " +
                     "for a new request, or send exactly the same request to get that execution back.",
                     [new("execution_id", existing.Id)]);
             }

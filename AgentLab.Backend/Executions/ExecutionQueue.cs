@@ -10,7 +10,7 @@ namespace AgentLab.Backend.Executions;
 /// </summary>
 public sealed class ExecutionQueue
 {
-    private readonly Channel<Guid> channel;
+    private readonly Channel<QueuedExecution> channel;
     private readonly int capacity;
     private int reserved;
 
@@ -18,7 +18,7 @@ public sealed class ExecutionQueue
     {
         capacity = options.Value.QueueCapacity;
         // Unbounded channel, bounded by the reservations: TryWrite never fails for a reserved slot.
-        channel = Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+        channel = Channel.CreateUnbounded<QueuedExecution>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
     }
 
     /// <summary>Executions queued or being handed to a worker.</summary>
@@ -44,17 +44,20 @@ public sealed class ExecutionQueue
     public void Release() => Interlocked.Decrement(ref reserved);
 
     /// <summary>Queues an execution into a slot reserved with <see cref="TryReserve"/>.</summary>
-    public void Enqueue(Guid executionId)
+    public void Enqueue(Guid executionId, string? traceParent)
     {
-        if (!channel.Writer.TryWrite(executionId))
+        if (!channel.Writer.TryWrite(new QueuedExecution(executionId, traceParent)))
             throw new InvalidOperationException("The execution queue is closed.");
     }
 
     /// <summary>The next execution to run; its slot is freed as it is taken.</summary>
-    public async ValueTask<Guid> DequeueAsync(CancellationToken ct)
+    public async ValueTask<QueuedExecution> DequeueAsync(CancellationToken ct)
     {
         var id = await channel.Reader.ReadAsync(ct).ConfigureAwait(false);
         Release();
         return id;
     }
 }
+
+/// <summary>An execution waiting for a worker, with the trace its run continues.</summary>
+public readonly record struct QueuedExecution(Guid Id, string? TraceParent);

@@ -76,7 +76,7 @@ public sealed class ExecutionRecovery(
         {
             if (!queue.TryReserve())
                 break;  // the lease lapses again and someone with room takes it
-            queue.Enqueue(record.Id);
+            queue.Enqueue(record.Id, record.TraceParent);
             taken.Add(record.Id);
             logger.ExecutionTakenOver(record.Id, record.Status, record.Attempt);
         }

@@ -63,6 +63,7 @@ public sealed class ExecutionRunner(
             CreatedAt = now,
             LeaseOwner = replica.Id,
             LeaseExpiresAt = now + Lease,
+            TraceParent = Activity.Current?.Id,
         };
     }
 

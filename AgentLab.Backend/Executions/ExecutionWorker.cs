@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AgentLab.Backend.Data;
 using Microsoft.Extensions.Options;
 
@@ -19,17 +20,20 @@ public sealed class ExecutionWorker(
     {
         while (!stoppingToken.IsCancellationRequested)
         {
-            Guid id;
+            QueuedExecution next;
             try
             {
-                id = await queue.DequeueAsync(stoppingToken).ConfigureAwait(false);
+                next = await queue.DequeueAsync(stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
 
-            using var activity = ExecutionTelemetry.Source.StartActivity("execution.run");
+            var id = next.Id;
+            // The run continues the submitting request's trace: one trace per execution, even across replicas.
+            ActivityContext.TryParse(next.TraceParent, null, out var parent);
+            using var activity = ExecutionTelemetry.Source.StartActivity("execution.run", ActivityKind.Internal, parent);
             activity?.SetTag(ServiceDefaults.AgentLabExecution.ExecutionIdKey, id.ToString());
             try
             {
@@ -46,7 +50,7 @@ public sealed class ExecutionWorker(
             {
                 // The database went away mid-run, or a bug: the row keeps its lease, which lapses, and the sweeper
                 // tries it again (up to MaxAttempts). The worker itself keeps going.
-                activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.GetType().Name);
+                activity?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
                 if (DatabaseErrors.IsUnavailable(ex))
                     logger.ExecutionRunLostDatabase(id, DatabaseErrors.Describe(ex));
                 else
@@ -59,5 +63,5 @@ public sealed class ExecutionWorker(
 /// <summary>The Backend's own spans (background runs have no request span to hang from).</summary>
 public static class ExecutionTelemetry
 {
-    public static readonly System.Diagnostics.ActivitySource Source = new("AgentLab.Backend.Executions");
+    public static readonly ActivitySource Source = new("AgentLab.Backend.Executions");
 }

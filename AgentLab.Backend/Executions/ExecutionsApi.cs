@@ -121,7 +121,7 @@ public static class ExecutionsApi
         loggers.CreateLogger(typeof(ExecutionsApi)).ExecutionAccepted(record.Id, record.Mode, queue.Count);
         if (isAsync)
         {
-            queue.Enqueue(record.Id);
+            queue.Enqueue(record.Id, record.TraceParent);
             return await AcceptedAsync(request.HttpContext, store, record, ct);
         }
 

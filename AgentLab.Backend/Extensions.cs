@@ -40,6 +40,11 @@ public static class BackendExtensions
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();
+        services.AddSingleton<ReplicaIdentity>();
+        services.AddSingleton<ExecutionQueue>();
+        services.AddHostedService<ExecutionWorker>();
+        services.AddSingleton<ExecutionRecovery>();
+        services.AddHostedService(sp => sp.GetRequiredService<ExecutionRecovery>());
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

@@ -18,6 +18,7 @@ namespace AgentLab.Backend;
     ReadCommentHandling = System.Text.Json.JsonCommentHandling.Disallow)]
 [JsonSerializable(typeof(ExecutionRequest))]
 [JsonSerializable(typeof(ExecutionResult))]
+[JsonSerializable(typeof(StoredFlow))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(StatusReport))]
 [JsonSerializable(typeof(DetailedHealthReport))]
@@ -49,5 +50,6 @@ public sealed partial class BackendJsonContext : JsonSerializerContext
 [JsonSerializable(typeof(InferenceResponse))]
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(LabHealthReport))]
+[JsonSerializable(typeof(InferenceMetrics))]
 [JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
 public sealed partial class LabJsonContext : JsonSerializerContext;

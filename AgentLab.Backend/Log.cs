@@ -32,6 +32,36 @@ internal static partial class Log
     [LoggerMessage(1103, LogLevel.Error, "Applying the database migrations failed; retrying in {Seconds} s")]
     public static partial void MigrationFailed(this ILogger logger, Exception exception, double seconds);
 
+    [LoggerMessage(1010, LogLevel.Warning, "Execution {ExecutionId} ended {Status} ({Code})")]
+    public static partial void ExecutionEnded(this ILogger logger, Guid executionId, string status, string code);
+
+    [LoggerMessage(1011, LogLevel.Warning, "Execution {ExecutionId}: its outcome ({Outcome}) was not written because it is already {Status} (cancelled, or taken over by another replica)")]
+    public static partial void ExecutionOutcomeDiscarded(this ILogger logger, Guid executionId, string outcome, string status);
+
+    [LoggerMessage(1012, LogLevel.Information, "Execution {ExecutionId} left unfinished because the Backend is stopping; another replica (or this one, restarted) takes it over")]
+    public static partial void ExecutionAbandonedOnShutdown(this ILogger logger, Guid executionId);
+
+    [LoggerMessage(1013, LogLevel.Warning, "Execution {ExecutionId}: the database became unavailable during the run ({Reason}); it will be taken over when its lease lapses")]
+    public static partial void ExecutionRunLostDatabase(this ILogger logger, Guid executionId, string reason);
+
+    [LoggerMessage(1014, LogLevel.Error, "Execution {ExecutionId}: the background run failed unexpectedly; it will be taken over when its lease lapses")]
+    public static partial void ExecutionRunCrashed(this ILogger logger, Exception exception, Guid executionId);
+
+    [LoggerMessage(1015, LogLevel.Warning, "Execution {ExecutionId} failed with worker_lost: its replica stopped {MaxAttempts} time(s) while running it")]
+    public static partial void ExecutionWorkerLost(this ILogger logger, Guid executionId, int maxAttempts);
+
+    [LoggerMessage(1016, LogLevel.Information, "Execution {ExecutionId} ({Status}, attempt {Attempt}) taken over from a replica whose lease lapsed")]
+    public static partial void ExecutionTakenOver(this ILogger logger, Guid executionId, string status, int attempt);
+
+    [LoggerMessage(1017, LogLevel.Information, "Released the leases of {Count} unfinished execution(s) on shutdown")]
+    public static partial void LeasesReleased(this ILogger logger, int count);
+
+    [LoggerMessage(1018, LogLevel.Warning, "Lease renewal or sweep failed ({Reason}); trying again at the next tick")]
+    public static partial void RecoveryPassFailed(this ILogger logger, string reason);
+
+    [LoggerMessage(1019, LogLevel.Information, "Execution {ExecutionId} accepted ({Mode}); {Queued} queued on this replica")]
+    public static partial void ExecutionAccepted(this ILogger logger, Guid executionId, string mode, int queued);
+
     [LoggerMessage(1401, LogLevel.Warning, "PostgreSQL ({Target}) is down: {Reason} Requests that need it fail fast with 503 db_unavailable until a probe answers")]
     public static partial void DatabaseUnavailable(this ILogger logger, string target, string reason);
 

@@ -30,4 +30,10 @@ public sealed class AppHostOptions
 
     /// <summary>Port per resource name (0 = any free port); <c>--Ports:backend=8000</c> on the command line wins.</summary>
     public Dictionary<string, int> Ports { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// Extra environment per resource, applied last: <c>--AppHost:Environment:backend:Execution__MaxConcurrency=8</c>
+    /// tunes one service without editing its appsettings.
+    /// </summary>
+    public Dictionary<string, Dictionary<string, string>> Environment { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 }

@@ -31,7 +31,7 @@ internal sealed class LabRuntime(AppHostOptions options, TextWriter output, Reso
         TimeSpan.FromMilliseconds(Math.Min(options.MaxRestartDelayMilliseconds,
             options.RestartDelayMilliseconds * Math.Pow(2, Math.Min(consecutiveCrashes, 30))));
 
-    /// <summary>References first (in Aspire's names), then WithEnvironment values, which win.</summary>
+    /// <summary>References first (in Aspire's names), then WithEnvironment values, then <c>AppHost:Environment:{name}</c>; later ones win.</summary>
     public Dictionary<string, string> EnvironmentFor(LabResource resource)
     {
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -42,6 +42,11 @@ internal sealed class LabRuntime(AppHostOptions options, TextWriter output, Reso
         }
         foreach (var (key, value) in resource.EnvironmentEntries)
             environment[key] = value();
+        if (options.Environment.TryGetValue(resource.Name, out var configured))
+        {
+            foreach (var (key, value) in configured)
+                environment[key] = value;
+        }
         return environment;
     }
 

@@ -21,6 +21,8 @@ public static class DatabaseErrors
                 case PostgresException { SqlState: "57P01" or "57P02" or "57P03" or "53300" or "08000" or "08003" or "08006" or "08001" or "08004" }:
                     return true;
                 case Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException:
+                // DatabaseHealth refused at once: the database is known to be down.
+                case DatabaseUnavailableException:
                     return true;
             }
         }
@@ -31,10 +33,11 @@ public static class DatabaseErrors
     public static string Describe(Exception exception)
     {
         var e = exception;
-        while (e.InnerException is not null && e is not PostgresException && e is not SocketException)
+        while (e.InnerException is not null && e is not PostgresException && e is not SocketException && e is not DatabaseUnavailableException)
             e = e.InnerException;
         return e switch
         {
+            DatabaseUnavailableException d => d.Cause,
             PostgresException p => $"{p.SqlState}: {p.MessageText}",
             SocketException s => $"{s.SocketErrorCode}: {s.Message}",
             TimeoutException => "the server did not answer in time",

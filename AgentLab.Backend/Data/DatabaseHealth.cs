@@ -5,12 +5,17 @@ namespace AgentLab.Backend.Data;
 
 /// <summary>
 /// Whether PostgreSQL answers, as far as this replica knows. Every command reports here (through
-/// <see cref="DatabaseHealthInterceptor"/>): a failure that means "unreachable" marks the database down, and from then
-/// on <see cref="ThrowIfUnavailable"/> fails requests at once instead of letting each one wait for its own timeout.
-/// While it is down a probe (<c>SELECT 1</c> on a fresh connection, bounded) runs every
-/// <see cref="DatabaseOptions.ProbeIntervalMilliseconds"/>; the first one that answers marks it up again, so the
-/// Backend recovers by itself when the server returns.
+/// <see cref="DatabaseHealthInterceptor"/>). A failure that means "unreachable" makes the database suspect and
+/// starts a probe at once (<c>SELECT 1</c> on a fresh connection, bounded); when the probe fails too, the database is
+/// down, and from then on every database access of this replica fails at once (<see cref="ThrowIfDown"/>, called by
+/// the interceptor before a connection opens) instead of each waiting for its own timeout. While it is down the probe
+/// runs every <see cref="DatabaseOptions.ProbeIntervalMilliseconds"/>; the first one that answers (or any command that
+/// succeeds) ends the outage, so the Backend recovers by itself when the server returns.
 /// </summary>
+/// <remarks>
+/// A single failed command is not enough to shut the gate: after a restart of the server one stale pooled connection
+/// fails, EF Core's strategy retries at once on a fresh one, and that retry must not be refused.
+/// </remarks>
 public sealed class DatabaseHealth : BackgroundService
 {
     private readonly DatabaseState state;
@@ -23,6 +28,7 @@ public sealed class DatabaseHealth : BackgroundService
     private readonly Lock gate = new();
     private readonly SemaphoreSlim wake = new(0, 1);
     private volatile Outage? outage;
+    private volatile bool suspected;
     private TaskCompletionSource recovered = NewRecovery(completed: true);
 
     public DatabaseHealth(DatabaseState state, IOptions<DatabaseOptions> options, IConfiguration configuration,
@@ -41,8 +47,8 @@ public sealed class DatabaseHealth : BackgroundService
         Target = $"{where.Host}:{where.Port}/{where.Database}";
     }
 
-    /// <summary>An outage as this replica sees it: why, and since when.</summary>
-    public sealed record Outage(string Reason, DateTimeOffset Since);
+    /// <summary>An outage as this replica sees it: why (a sentence, and its short cause), and since when.</summary>
+    public sealed record Outage(string Reason, string Cause, DateTimeOffset Since);
 
     /// <summary>The bound of one probe (<see cref="DatabaseOptions.ProbeTimeoutMilliseconds"/>).</summary>
     public TimeSpan ProbeTimeout => probeTimeout;
@@ -50,11 +56,8 @@ public sealed class DatabaseHealth : BackgroundService
     /// <summary>The server and database probed (<c>host:port/database</c>; never the user or password).</summary>
     public string Target { get; }
 
-    /// <summary>The current outage, or null while the database answers.</summary>
+    /// <summary>The current outage (confirmed by a probe), or null while the database answers.</summary>
     public Outage? CurrentOutage => outage;
-
-    /// <summary>The migration step's state (see <see cref="DatabaseState"/>).</summary>
-    public DatabaseState.Snapshot Migration => state.Current;
 
     /// <summary>True when executions may be recorded now: the schema is ready and the database is not known to be down.</summary>
     public bool IsAvailable => outage is null && state.IsReady;
@@ -65,30 +68,45 @@ public sealed class DatabaseHealth : BackgroundService
     /// </summary>
     public void ThrowIfUnavailable()
     {
-        if (outage is { } down)
-            throw new DatabaseUnavailableException(down.Reason, down.Since);
+        ThrowIfDown();
         var migration = state.Current;
         if (migration.Status != DatabaseState.Ready)
             throw new DatabaseUnavailableException($"The database schema is not ready (migration step: {migration.Status}). {migration.Detail}", migration.At);
     }
 
-    /// <summary>Records a failed command; one that means the server is unreachable marks the database down.</summary>
+    /// <summary>Throws <see cref="DatabaseUnavailableException"/> at once while the database is known to be down.</summary>
+    public void ThrowIfDown()
+    {
+        if (outage is { } down)
+            throw new DatabaseUnavailableException(down.Reason, down.Since, down.Cause);
+    }
+
+    /// <summary>
+    /// Records a failed command or connection. One that means the server is unreachable makes the database suspect:
+    /// idle pooled connections are dropped and a probe runs at once, which decides.
+    /// </summary>
     public void ReportFailure(Exception exception)
     {
-        if (DatabaseErrors.IsUnavailable(exception))
-            MarkDown($"PostgreSQL is unreachable ({DatabaseErrors.Describe(exception)}).");
+        // Our own refusal (the gate is shut) is no new evidence; query errors say nothing about reachability.
+        if (exception is DatabaseUnavailableException || !DatabaseErrors.IsUnavailable(exception) || outage is not null || suspected)
+            return;
+        suspected = true;
+        // After a restart every idle pooled connection is dead: drop them, so the next tries open fresh ones.
+        NpgsqlConnection.ClearPool(new NpgsqlConnection(connectionString));
+        Wake();
     }
 
     /// <summary>Records a command that succeeded: the database answers. Cheap when nothing changes (the common case).</summary>
     public void ReportSuccess()
     {
-        if (outage is null)
+        if (outage is null && !suspected)
             return;
         Outage? ended;
         lock (gate)
         {
             ended = outage;
             outage = null;
+            suspected = false;
             recovered.TrySetResult();
         }
         if (ended is not null)
@@ -104,7 +122,7 @@ public sealed class DatabaseHealth : BackgroundService
 
     /// <summary>
     /// Waits, at most <paramref name="bound"/>, while the migration step is still running (a Backend that has just
-    /// started), so that readiness answers with the outcome rather than "migrating".
+    /// started, or an attempt in progress), so that readiness answers with the outcome rather than "migrating".
     /// </summary>
     public async Task<DatabaseState.Snapshot> WaitForMigrationStepAsync(TimeSpan bound, CancellationToken ct)
     {
@@ -125,7 +143,9 @@ public sealed class DatabaseHealth : BackgroundService
         return await ProbeAsync(ct).ConfigureAwait(false);
     }
 
-    /// <summary><c>SELECT 1</c> on a fresh (unpooled) connection, bounded; the outcome is reported like any command's.</summary>
+    /// <summary>
+    /// <c>SELECT 1</c> on a fresh (unpooled) connection, bounded. Success ends an outage; failure confirms one.
+    /// </summary>
     public async Task<DatabaseProbe> ProbeAsync(CancellationToken ct)
     {
         var started = time.GetTimestamp();
@@ -143,12 +163,14 @@ public sealed class DatabaseHealth : BackgroundService
         catch (Exception ex) when (!ct.IsCancellationRequested)
         {
             _ = attempt.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            var reason = ex is OperationCanceledException or TimeoutException
+            var timedOut = ex is OperationCanceledException or TimeoutException;
+            var cause = timedOut ? $"no answer within {probeTimeout.TotalMilliseconds:0} ms" : DatabaseErrors.Describe(ex);
+            var reason = timedOut
                 ? $"PostgreSQL ({Target}) did not answer a probe within {probeTimeout.TotalMilliseconds:0} ms."
-                : $"PostgreSQL ({Target}) is unreachable ({DatabaseErrors.Describe(ex)}).";
+                : $"PostgreSQL ({Target}) is unreachable ({cause}).";
             logger.DatabaseProbeFailed(reason);
             // Any failed probe counts: a server that refuses our login or lost our database cannot record executions either.
-            MarkDown(reason);
+            MarkDown(reason, cause);
             return new DatabaseProbe(false, null, reason);
         }
     }
@@ -160,14 +182,15 @@ public sealed class DatabaseHealth : BackgroundService
             while (!stoppingToken.IsCancellationRequested)
             {
                 await wake.WaitAsync(stoppingToken).ConfigureAwait(false);
-                // The first probe runs at once: a blip (one stale pooled connection after a restart) ends in milliseconds.
-                while (outage is not null)
+                // The first probe runs at once: a blip (a stale pooled connection after a restart) ends in milliseconds.
+                do
                 {
                     await ProbeAsync(stoppingToken).ConfigureAwait(false);
                     if (outage is null)
                         break;
                     await Task.Delay(probeInterval, time, stoppingToken).ConfigureAwait(false);
                 }
+                while (outage is not null);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -197,24 +220,28 @@ public sealed class DatabaseHealth : BackgroundService
         return source;
     }
 
-    private void MarkDown(string reason)
+    private void MarkDown(string reason, string cause)
     {
         lock (gate)
         {
+            suspected = false;
             if (outage is not null)
             {
-                // Keep when it began; say what the latest try saw.
+                // Keep when it began; say what the latest probe saw.
                 if (outage.Reason != reason)
-                    outage = outage with { Reason = reason };
+                    outage = outage with { Reason = reason, Cause = cause };
                 return;
             }
-            outage = new Outage(reason, time.GetUtcNow());
+            outage = new Outage(reason, cause, time.GetUtcNow());
             recovered = NewRecovery(completed: false);
         }
         logger.DatabaseUnavailable(Target, reason);
-        // Idle pooled connections to a server that failed are suspect (after a restart every one of them is dead):
-        // drop them, so that the first requests after recovery open fresh ones instead of failing one by one.
         NpgsqlConnection.ClearPool(new NpgsqlConnection(connectionString));
+        Wake();
+    }
+
+    private void Wake()
+    {
         try
         {
             wake.Release();

@@ -5,7 +5,9 @@ namespace AgentLab.Backend.Data;
 
 /// <summary>
 /// Tells <see cref="DatabaseHealth"/> how every EF Core command and connection of <see cref="AgentLabDb"/> went, so
-/// that any path (requests, the runner, background jobs, the migration step) notices an outage and its end.
+/// that any path (requests, the runner, background jobs, the migration step) notices an outage and its end; and,
+/// while the database is known to be down, refuses to open a connection at all, so every path fails at once with
+/// <see cref="DatabaseUnavailableException"/> (503 <c>db_unavailable</c> for a request) instead of waiting.
 /// </summary>
 public sealed class DatabaseHealthInterceptor(DatabaseHealth health) : DbCommandInterceptor, IDbConnectionInterceptor
 {
@@ -54,6 +56,19 @@ public sealed class DatabaseHealthInterceptor(DatabaseHealth health) : DbCommand
         CancellationToken cancellationToken = default)
     {
         health.ReportSuccess();
+        return ValueTask.FromResult(result);
+    }
+
+    public InterceptionResult ConnectionOpening(DbConnection connection, ConnectionEventData eventData, InterceptionResult result)
+    {
+        health.ThrowIfDown();
+        return result;
+    }
+
+    public ValueTask<InterceptionResult> ConnectionOpeningAsync(DbConnection connection, ConnectionEventData eventData,
+        InterceptionResult result, CancellationToken cancellationToken = default)
+    {
+        health.ThrowIfDown();
         return ValueTask.FromResult(result);
     }
 

@@ -6,15 +6,19 @@ namespace AgentLab.Backend.Data;
 /// </summary>
 public sealed class DatabaseUnavailableException : Exception
 {
-    public DatabaseUnavailableException(string reason, DateTimeOffset? since = null, Exception? inner = null)
-        : base(reason, inner)
+    public DatabaseUnavailableException(string reason, DateTimeOffset? since = null, string? cause = null)
+        : base(reason)
     {
         Reason = reason;
         Since = since;
+        Cause = cause ?? reason;
     }
 
     /// <summary>What is wrong, in words fit for a problem detail (never a connection string).</summary>
     public string Reason { get; }
+
+    /// <summary>The cause in a few words (<c>ConnectionRefused: Connection refused</c>), for composing messages.</summary>
+    public string Cause { get; }
 
     /// <summary>When the outage began, when known.</summary>
     public DateTimeOffset? Since { get; }

@@ -56,6 +56,12 @@ public sealed class ExecutionRecord
 
     /// <summary>When the holder's claim lapses unless renewed; a sweeper takes over rows past this time.</summary>
     public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    /// <summary>
+    /// The W3C traceparent of the request that submitted it, so a background run (even on another replica, after a
+    /// crash) continues the same trace: one trace per execution.
+    /// </summary>
+    public string? TraceParent { get; set; }
 }
 
 /// <summary>One node's run within an execution (table <c>node_states</c>), in the order the nodes started.</summary>

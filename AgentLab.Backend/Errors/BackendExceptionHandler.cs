@@ -71,7 +71,7 @@ public sealed class BackendExceptionHandler(
                     extensions), null);
             }
 
-            case DatabaseUnavailableException refused:
+            case var wrapped when Find<DatabaseUnavailableException>(wrapped) is { } refused:
                 logger.DatabaseRequestRefused(httpContext.Request.Method, httpContext.Request.Path, refused.Reason);
                 return DatabaseUnavailable(refused.Reason);
 
@@ -111,14 +111,19 @@ public sealed class BackendExceptionHandler(
     /// True for failures raised by the database driver or EF Core's retry strategy; an I/O error or a timeout of some
     /// other client (an HTTP call) must not be reported as a database outage.
     /// </summary>
-    private static bool FromDatabase(Exception exception)
+    private static bool FromDatabase(Exception exception) =>
+        Find<Npgsql.NpgsqlException>(exception) is not null
+        || Find<Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException>(exception) is not null;
+
+    /// <summary>The exception or the first of its inner exceptions that is a <typeparamref name="T"/> (EF Core wraps some).</summary>
+    private static T? Find<T>(Exception exception) where T : Exception
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
-            if (e is Npgsql.NpgsqlException or Microsoft.EntityFrameworkCore.Storage.RetryLimitExceededException)
-                return true;
+            if (e is T found)
+                return found;
         }
-        return false;
+        return null;
     }
 
     private static void AddExecutionId(List<KeyValuePair<string, object?>> extensions, LabServiceException ex)

@@ -69,9 +69,13 @@ public sealed class ExecutionResult
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public ExecutionError? Error { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? CompletedAt { get; init; }
 
-    /// <summary>Related resources; empty until executions are persisted and can be fetched.</summary>
+    /// <summary>How many times it has been started (more than 1 after a Backend replica died running it).</summary>
+    public int Attempt { get; init; }
+
+    /// <summary>Related resources: <c>self</c> (<c>GET /api/v1/executions/{id}</c>).</summary>
     public Dictionary<string, string> Links { get; init; } = [];
 }
 
@@ -99,6 +103,9 @@ public sealed class NodeState
     public double? DurationMs { get; init; }
     public string? Output { get; init; }
     public Lab.InferenceMetrics? Metrics { get; init; }
+
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public ExecutionError? Error { get; init; }
 }
 
 public sealed class ExecutionMetrics

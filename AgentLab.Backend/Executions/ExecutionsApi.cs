@@ -1,3 +1,5 @@
+using AgentLab.Backend.Data;
+using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.OpenApi;
@@ -6,7 +8,7 @@ using Microsoft.OpenApi;
 
 namespace AgentLab.Backend.Executions;
 
-/// <summary><c>POST /api/v1/execute</c>.</summary>
+/// <summary><c>POST /api/v1/execute</c> and <c>GET /api/v1/executions/{id}</c>.</summary>
 public static class ExecutionsApi
 {
     public static RouteGroupBuilder MapExecutionsApi(this IEndpointRouteBuilder app)
@@ -16,19 +18,28 @@ public static class ExecutionsApi
         group.MapPost("/execute", ExecuteAsync)
             .WithName("Execute")
             .WithSummary("Run a prompt")
-            .WithDescription("Runs a prompt as one model call (execution_type \"simple\") and answers with the output, the flow and the metrics.")
+            .WithDescription("Records the execution, then runs it (execution_type \"simple\": one model call) and answers with the stored result; with \"mode\": \"async\" or Prefer: respond-async, answers 202 with Location at once. Idempotency-Key makes a submit safe to repeat.")
             // Documented by a transformer, not .Accepts<T>(): Accepts metadata makes routing answer a wrong content
             // type with a bare 415 before the handler can explain it.
             .AddOpenApiOperationTransformer(DescribeRequestBodyAsync)
             .Produces<ExecutionResult>(StatusCodes.Status200OK)
+            .Produces<ExecutionResult>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
             .ProducesProblem(StatusCodes.Status501NotImplemented)
             .ProducesProblem(StatusCodes.Status502BadGateway)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
+
+        group.MapGet("/executions/{id}", GetAsync)
+            .WithName("GetExecution")
+            .WithSummary("One execution with its flow, metrics and status")
+            .Produces<ExecutionResult>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status404NotFound);
 
         return group;
     }
@@ -43,40 +54,179 @@ public static class ExecutionsApi
         };
     }
 
-    /// <summary>Reads and validates the body, then runs the execution and answers with its result.</summary>
-    public static async Task<Results<JsonHttpResult<ExecutionResult>, ProblemHttpResult>> ExecuteAsync(
-        HttpRequest request, ExecutionRunner runner, IOptions<ExecutionOptions> options, CancellationToken ct)
+    /// <summary>
+    /// Reads and validates the body, records the execution, then runs it here and answers with the stored result
+    /// (sync), or queues it and answers 202 with its <c>Location</c> (async). An <c>Idempotency-Key</c> already used
+    /// with the same body answers with that execution instead of running it again.
+    /// </summary>
+    public static async Task<IResult> ExecuteAsync(
+        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, DatabaseState database,
+        IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
         if (problem is not null)
             return problem;
-
-        if (NotYetAvailable(body!, request.Headers["Prefer"]) is { } notImplemented)
+        if (NotYetAvailable(body!) is { } notImplemented)
             return notImplemented;
+        if (ReadIdempotencyKey(request.Headers) is { Problem: { } badKey })
+            return badKey;
+        var key = ReadIdempotencyKey(request.Headers).Key;
 
-        var result = await runner.RunSimpleAsync(body!, ct);
-        return TypedResults.Json(result, BackendJsonContext.Wire.ExecutionResult);
+        var isAsync = (body!.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(request.Headers["Prefer"]);
+        await database.WaitForFirstOutcomeAsync(DatabaseStartupWait, ct);
+        if (!database.IsReady)
+        {
+            return Problems.Create(StatusCodes.Status503ServiceUnavailable, "db_unavailable", "The database is not available",
+                $"Executions are recorded before they run, and the database is not ready: {database.Current.Detail}");
+        }
+
+        var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key);
+        // The slot is taken before anything is written, so a full queue refuses without leaving a row behind.
+        var reserved = isAsync && queue.TryReserve();
+        if (isAsync && !reserved)
+            return QueueFull(request.HttpContext, options.Value);
+
+        ExecutionStore.Created created;
+        try
+        {
+            created = await store.CreateAsync(record, ct);
+        }
+        catch
+        {
+            if (reserved)
+                queue.Release();
+            throw;
+        }
+
+        if (!created.IsNew)
+        {
+            if (reserved)
+                queue.Release();
+            var existing = created.Record;
+            if (existing.RequestHash != record.RequestHash)
+            {
+                return Problems.Create(StatusCodes.Status422UnprocessableEntity, "idempotency_key_reused",
+                    "The Idempotency-Key was used with another request",
+                    $"Execution {existing.Id} was submitted with this Idempotency-Key and a different body. Use a new key " +
+                    "for a new request, or send exactly the same request to get that execution back.",
+                    [new("execution_id", existing.Id)]);
+            }
+            AgentLabExecution.SetCurrentId(existing.Id);
+            return isAsync
+                ? await AcceptedAsync(request.HttpContext, store, existing, ct)
+                : await AnswerWhenFinishedAsync(store, existing, RunBound(labOptions.Value), ct);
+        }
+
+        AgentLabExecution.SetCurrentId(record.Id);
+        loggers.CreateLogger(typeof(ExecutionsApi)).ExecutionAccepted(record.Id, record.Mode, queue.Count);
+        if (isAsync)
+        {
+            queue.Enqueue(record.Id, record.TraceParent);
+            return await AcceptedAsync(request.HttpContext, store, record, ct);
+        }
+
+        var run = await runner.RunAsync(record.Id, ExecutionRunner.WhenCancelled.Cancel, ct);
+        if (run.Failure is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(run.Failure);
+        return await AnswerAsync(store, run.Record!, ct);
     }
 
-    /// <summary>The 501 for what arrives in later issues (the orchestrator; async runs, which need persistence).</summary>
-    public static ProblemHttpResult? NotYetAvailable(ExecutionRequest request, Microsoft.Extensions.Primitives.StringValues prefer)
+    /// <summary>One execution with its flow, metrics and status.</summary>
+    public static async Task<IResult> GetAsync(string id, ExecutionStore store, CancellationToken ct)
+    {
+        if (!Guid.TryParse(id, out var executionId) || await store.FindAsync(executionId, ct) is not { } record)
+            return NotFound(id);
+        var nodes = await store.NodesAsync(executionId, ct);
+        return TypedResults.Json(ExecutionResults.From(record, nodes), BackendJsonContext.Wire.ExecutionResult);
+    }
+
+    private static ProblemHttpResult NotFound(string id) =>
+        Problems.Create(StatusCodes.Status404NotFound, "execution_not_found", "Execution not found",
+            $"No execution has the id '{id}'. Ids are the execution_id of POST /api/v1/execute; GET /api/v1/history lists them. " +
+            "Finished executions are deleted after the retention period.");
+
+    private static async Task<IResult> AcceptedAsync(HttpContext context, ExecutionStore store, ExecutionRecord record, CancellationToken ct)
+    {
+        var current = await store.FindAsync(record.Id, ct) ?? record;
+        var nodes = ExecutionStatus.IsTerminal(current.Status) ? await store.NodesAsync(record.Id, ct) : [];
+        context.Response.Headers.Location = ExecutionResults.Self(record.Id);
+        return TypedResults.Json(ExecutionResults.From(current, nodes), BackendJsonContext.Wire.ExecutionResult,
+            statusCode: StatusCodes.Status202Accepted);
+    }
+
+    /// <summary>A finished execution as the sync caller gets it: 200 with the result, or the problem it ended with.</summary>
+    private static async Task<IResult> AnswerAsync(ExecutionStore store, ExecutionRecord record, CancellationToken ct)
+    {
+        if (record.Status != ExecutionStatus.Completed)
+            return ExecutionResults.ProblemFor(record);
+        var nodes = await store.NodesAsync(record.Id, ct);
+        return TypedResults.Json(ExecutionResults.From(record, nodes), BackendJsonContext.Wire.ExecutionResult);
+    }
+
+    /// <summary>
+    /// A sync duplicate of an execution still queued or running (here or on another replica): waits for it to
+    /// finish, reading the row, and answers as the first caller was answered.
+    /// </summary>
+    private static async Task<IResult> AnswerWhenFinishedAsync(ExecutionStore store, ExecutionRecord record, TimeSpan bound, CancellationToken ct)
+    {
+        var deadline = DateTimeOffset.UtcNow + bound;
+        var current = record;
+        while (!ExecutionStatus.IsTerminal(current.Status))
+        {
+            if (DateTimeOffset.UtcNow > deadline)
+            {
+                return Problems.Create(StatusCodes.Status504GatewayTimeout, "execution_still_running", "The execution is still running",
+                    $"Execution {record.Id} (the one this Idempotency-Key started) has not finished within {bound.TotalSeconds:0} s. " +
+                    $"Read it later at {ExecutionResults.Self(record.Id)}.", [new("execution_id", record.Id)]);
+            }
+            await Task.Delay(SyncPollInterval, ct);
+            current = await store.FindAsync(record.Id, ct) ?? throw new InvalidOperationException($"Execution {record.Id} vanished while being waited for.");
+        }
+        return await AnswerAsync(store, current, ct);
+    }
+
+    /// <summary>How long a request that arrives while the Backend is starting waits for the migration step.</summary>
+    private static readonly TimeSpan DatabaseStartupWait = TimeSpan.FromSeconds(5);
+
+    private static readonly TimeSpan SyncPollInterval = TimeSpan.FromMilliseconds(200);
+
+    private static TimeSpan RunBound(LabServiceOptions lab) => TimeSpan.FromSeconds(lab.RequestTimeoutSeconds + lab.TimeoutGraceSeconds);
+
+    private static IResult QueueFull(HttpContext context, ExecutionOptions options)
+    {
+        context.Response.Headers.RetryAfter = options.QueueFullRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Problems.Create(StatusCodes.Status429TooManyRequests, "queue_full", "Too many executions are waiting",
+            $"This Backend already has {options.QueueCapacity} asynchronous executions waiting to run (Execution:QueueCapacity). " +
+            $"Retry after {options.QueueFullRetryAfterSeconds} s, or run it synchronously.");
+    }
+
+    /// <summary>The <c>Idempotency-Key</c> header: absent, or 1–255 visible ASCII characters.</summary>
+    public static (string? Key, ProblemHttpResult? Problem) ReadIdempotencyKey(IHeaderDictionary headers)
+    {
+        var values = headers["Idempotency-Key"];
+        if (values.Count == 0)
+            return (null, null);
+        var key = values.Count == 1 ? values[0]?.Trim() : null;
+        if (string.IsNullOrEmpty(key) || key.Length > 255 || key.Any(c => c < '!' || c > '~'))
+        {
+            return (null, Problems.Create(StatusCodes.Status400BadRequest, "invalid_idempotency_key", "The Idempotency-Key header is not valid",
+                "Send one Idempotency-Key header of 1 to 255 visible ASCII characters (a UUID is a good choice)."));
+        }
+        return (key, null);
+    }
+
+    /// <summary>The 501 for what arrives in a later issue (the orchestrator).</summary>
+    public static ProblemHttpResult? NotYetAvailable(ExecutionRequest request)
     {
         if (request.ExecutionType is { } type && ExecutionRequestReader.IsOneOf(type, [ExecutionKinds.Orchestrator]))
         {
             return Problems.Create(StatusCodes.Status501NotImplemented, "not_implemented", "Not implemented yet",
                 "The orchestrator execution type is not available yet; use \"simple\".");
         }
-
-        if ((request.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(prefer))
-        {
-            return Problems.Create(StatusCodes.Status501NotImplemented, "not_implemented", "Not implemented yet",
-                "Asynchronous executions (\"mode\": \"async\" or Prefer: respond-async) are not available yet; use \"sync\" (the default).");
-        }
-
         return null;
     }
 
-    private static bool PrefersAsync(Microsoft.Extensions.Primitives.StringValues prefer)
+    public static bool PrefersAsync(Microsoft.Extensions.Primitives.StringValues prefer)
     {
         foreach (var header in prefer)
         {

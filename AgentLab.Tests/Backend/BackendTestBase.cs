@@ -27,9 +27,13 @@ public abstract class BackendTestBase : IAsyncLifetime
     }
 
     /// <summary>A client of a Backend whose LabService is the fake (or <paramref name="labAddress"/>).</summary>
-    protected HttpClient Backend(IReadOnlyDictionary<string, string?>? settings = null, Uri? labAddress = null)
+    protected HttpClient Backend(IReadOnlyDictionary<string, string?>? settings = null, Uri? labAddress = null) =>
+        Backend(settings, out _, labAddress);
+
+    /// <summary>The same, handing out the factory too (to stop that Backend mid-test; disposing twice is harmless).</summary>
+    protected HttpClient Backend(IReadOnlyDictionary<string, string?>? settings, out BackendFactory factory, Uri? labAddress = null)
     {
-        var factory = new BackendFactory(labAddress ?? Lab.BaseAddress, Database.ConnectionString, settings);
+        factory = new BackendFactory(labAddress ?? Lab.BaseAddress, Database.ConnectionString, settings);
         _factories.Add(factory);
         return factory.CreateClient();
     }

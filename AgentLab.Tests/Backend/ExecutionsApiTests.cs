@@ -1,34 +1,77 @@
 using AgentLab.Backend.Executions;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 
 namespace AgentLab.Tests.Backend;
 
 public sealed class ExecutionsApiTests
 {
-    [Theory]
-    [InlineData("orchestrator", null, "", "orchestrator")]
-    [InlineData(null, "async", "", "async")]
-    [InlineData("simple", null, "respond-async, wait=10", "async")]
-    public void NotYetAvailable_LaterFeatures_NotImplemented(string? type, string? mode, string prefer, string mentions)
+    [Fact]
+    public void NotYetAvailable_Orchestrator_NotImplemented()
     {
-        var request = new ExecutionRequest { Prompt = "p", ExecutionType = type, Mode = mode };
+        var request = new ExecutionRequest { Prompt = "p", ExecutionType = "orchestrator" };
 
-        var problem = ExecutionsApi.NotYetAvailable(request, new StringValues(prefer));
+        var problem = ExecutionsApi.NotYetAvailable(request);
 
         Assert.Equal(501, problem!.StatusCode);
         Assert.Equal("not_implemented", problem.ProblemDetails.Extensions["code"]);
-        Assert.Contains(mentions, problem.ProblemDetails.Detail, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("orchestrator", problem.ProblemDetails.Detail, StringComparison.OrdinalIgnoreCase);
     }
 
     [Theory]
-    [InlineData(null, null, "")]
-    [InlineData("simple", "sync", "return=minimal")]
-    public void NotYetAvailable_SimpleSync_Null(string? type, string? mode, string prefer)
+    [InlineData(null, null)]
+    [InlineData("simple", "sync")]
+    [InlineData("simple", "async")]
+    public void NotYetAvailable_Simple_Null(string? type, string? mode)
     {
         var request = new ExecutionRequest { Prompt = "p", ExecutionType = type, Mode = mode };
 
-        var problem = ExecutionsApi.NotYetAvailable(request, new StringValues(prefer));
+        Assert.Null(ExecutionsApi.NotYetAvailable(request));
+    }
 
+    [Theory]
+    [InlineData("respond-async", true)]
+    [InlineData("respond-async, wait=10", true)]
+    [InlineData("return=minimal, RESPOND-ASYNC", true)]
+    [InlineData("return=minimal", false)]
+    [InlineData("", false)]
+    public void PrefersAsync_PreferHeader_FindsRespondAsyncAmongPreferences(string prefer, bool expected)
+    {
+        Assert.Equal(expected, ExecutionsApi.PrefersAsync(new StringValues(prefer)));
+    }
+
+    [Theory]
+    [InlineData("0f8fad5b-d9cb-469f-a165-70867728950e")]
+    [InlineData("order-42:retry")]
+    public void ReadIdempotencyKey_VisibleAscii_Accepted(string key)
+    {
+        var headers = new HeaderDictionary { ["Idempotency-Key"] = key };
+
+        var (read, problem) = ExecutionsApi.ReadIdempotencyKey(headers);
+
+        Assert.Equal(key, read);
         Assert.Null(problem);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("has space")]
+    [InlineData("clé")]
+    public void ReadIdempotencyKey_Invalid_BadRequestWithCode(string key)
+    {
+        var headers = new HeaderDictionary { ["Idempotency-Key"] = key };
+
+        var (_, problem) = ExecutionsApi.ReadIdempotencyKey(headers);
+
+        Assert.Equal(400, problem!.StatusCode);
+        Assert.Equal("invalid_idempotency_key", problem.ProblemDetails.Extensions["code"]);
+    }
+
+    [Fact]
+    public void ReadIdempotencyKey_TooLong_BadRequest()
+    {
+        var headers = new HeaderDictionary { ["Idempotency-Key"] = new string('k', 256) };
+
+        Assert.NotNull(ExecutionsApi.ReadIdempotencyKey(headers).Problem);
     }
 }

@@ -84,6 +84,28 @@ public sealed class SimplePathTests(LabStack stack) : IClassFixture<LabStack>
     }
 
     [Fact]
+    public async Task Execute_Async_BackgroundRunContinuesTheSubmittersTraceDownToLabService()
+    {
+        using var spans = new SpanRecorder();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/execute")
+        {
+            Content = new StringContent("""{"prompt": "Dime 3 números primos", "model": "mistral7b", "mode": "async"}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+
+        using var response = await stack.Backend.SendAsync(request, Ct).WaitAsync(LabStack.Bound, Ct);
+        var id = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("execution_id").GetString()!;
+        var labSpan = await SpanRecorder.WaitForAsync(() => spans.ServerSpan("/inference/", id), "LabService's inference request");
+        var run = await SpanRecorder.WaitForAsync(() => spans.Spans.FirstOrDefault(a => a.OperationName == "execution.run"
+            && a.GetTagItem(AgentLabExecution.ExecutionIdKey) as string == id), "the background run");
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal("4bf92f3577b34da6a3ce929d0e0e4736", run.TraceId.ToHexString());
+        Assert.Equal(run.TraceId, labSpan.TraceId);
+        Assert.Equal(id, labSpan.GetBaggageItem(AgentLabExecution.ExecutionIdKey));
+    }
+
+    [Fact]
     public async Task Execute_SpanishPrompt_AnswersReadableUtf8NotEscapes()
     {
         var expectedOutput = await SimulatorOutputAsync("mistral:7b", Prompt);

@@ -10,7 +10,7 @@ namespace AgentLab.Tests.EndToEnd;
 /// </summary>
 internal sealed class SpanRecorder : IDisposable
 {
-    private static readonly string[] Sources = ["Microsoft.AspNetCore", "System.Net.Http", "AgentLab.LabService"];
+    private static readonly string[] Sources = ["Microsoft.AspNetCore", "System.Net.Http", "AgentLab.LabService", "AgentLab.Backend.Executions"];
 
     private readonly ActivityListener listener;
 

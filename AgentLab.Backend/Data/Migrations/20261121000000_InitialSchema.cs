@@ -41,6 +41,7 @@ public sealed class InitialSchema : Migration
                 attempt                integer NOT NULL DEFAULT 0,
                 lease_owner            text,
                 lease_expires_at       timestamptz,
+                trace_parent           text,
                 -- a finished execution holds no lease; an unfinished one always has a time it lapses
                 CONSTRAINT executions_lease_check CHECK (
                     (status IN ('queued', 'running')) = (lease_expires_at IS NOT NULL))

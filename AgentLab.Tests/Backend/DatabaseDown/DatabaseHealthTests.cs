@@ -32,35 +32,62 @@ public sealed class DatabaseHealthTests
     }
 
     [Fact]
-    public async Task ReportFailure_ConnectionRefused_MarksDownUntilASuccessIsReported()
+    public void ReportFailure_OneFailedCommand_OnlySuspectSoARetryIsNotRefused()
     {
         var health = CreateHealth();
 
         health.ReportFailure(Refused());
+
+        Assert.Null(health.CurrentOutage);
+        health.ThrowIfDown();
+    }
+
+    [Fact]
+    public async Task ProbeAsync_ServerRefuses_DownUntilASuccessIsReported()
+    {
+        var health = CreateHealth();
+
+        var probe = await health.ProbeAsync(Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         var outage = health.CurrentOutage;
-        var refused = Assert.Throws<DatabaseUnavailableException>(health.ThrowIfUnavailable);
+        var refused = Assert.Throws<DatabaseUnavailableException>(health.ThrowIfDown);
         var waiting = health.WhenAvailableAsync(Ct);
+        var waitedBeforeSuccess = waiting.IsCompleted;
         health.ReportSuccess();
 
+        Assert.False(probe.Answered);
         Assert.NotNull(outage);
         Assert.Contains("ConnectionRefused", outage.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", outage.Reason, StringComparison.Ordinal);
         Assert.Equal(outage.Reason, refused.Reason);
         Assert.Equal(outage.Since, refused.Since);
+        Assert.True(DatabaseErrors.IsUnavailable(refused));
+        Assert.StartsWith("ConnectionRefused", DatabaseErrors.Describe(refused), StringComparison.Ordinal);
+        Assert.False(waitedBeforeSuccess);
         Assert.Null(health.CurrentOutage);
         await waiting.WaitAsync(TimeSpan.FromSeconds(5), Ct);
     }
 
     [Fact]
-    public void ReportFailure_RepeatedFailures_KeepWhenTheOutageBegan()
+    public async Task ProbeAsync_FailsAgain_KeepsWhenTheOutageBegan()
     {
         var health = CreateHealth();
 
-        health.ReportFailure(Refused());
+        await health.ProbeAsync(Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
         var since = health.CurrentOutage!.Since;
-        health.ReportFailure(new NpgsqlException("Exception while reading from stream", new TimeoutException()));
+        await health.ProbeAsync(Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
 
         Assert.Equal(since, health.CurrentOutage!.Since);
-        Assert.Contains("did not answer in time", health.CurrentOutage.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ThrowIfUnavailable_SchemaNotReadyAndServerDown_NamesTheOutageFirst()
+    {
+        var health = CreateHealth();
+        await health.ProbeAsync(Ct).WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+        var refused = Assert.Throws<DatabaseUnavailableException>(health.ThrowIfUnavailable);
+
+        Assert.Contains("ConnectionRefused", refused.Reason, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -74,7 +101,7 @@ public sealed class DatabaseHealthTests
     }
 
     [Fact]
-    public async Task ExceptionHandler_DriverCannotConnect_503DbUnavailableWithRetryAfterAndMarksDown()
+    public async Task ExceptionHandler_DriverCannotConnect_503DbUnavailableWithRetryAfter()
     {
         var health = CreateHealth();
         var context = CreateContext();
@@ -89,8 +116,7 @@ public sealed class DatabaseHealthTests
         var detail = body.GetProperty("detail").GetString()!;
         Assert.Contains("PostgreSQL is unreachable (ConnectionRefused", detail, StringComparison.Ordinal);
         Assert.Contains("ConnectionStrings:agentlabdb", detail, StringComparison.Ordinal);
-        Assert.DoesNotContain("Username", detail, StringComparison.OrdinalIgnoreCase);
-        Assert.NotNull(health.CurrentOutage);
+        Assert.DoesNotContain("secret", detail, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -56,6 +56,9 @@ public sealed class ExecutionRecord
 
     /// <summary>When the holder's claim lapses unless renewed; a sweeper takes over rows past this time.</summary>
     public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    /// <summary>When the retention job merged its token events (<c>EventCompaction</c>); null until then.</summary>
+    public DateTimeOffset? EventsCompactedAt { get; set; }
 }
 
 /// <summary>One node's run within an execution (table <c>node_states</c>), in the order the nodes started.</summary>

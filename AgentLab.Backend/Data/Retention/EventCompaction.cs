@@ -22,15 +22,12 @@ public static class EventCompaction
     /// <summary>What one compaction statement did.</summary>
     public readonly record struct Batch(int Executions, int EventsRemoved);
 
-    private static readonly string FinishedFilter =
-        $"status IN ({string.Join(", ", ExecutionStatus.Terminal.Select(s => $"'{s}'"))})";
-
     // One statement, so a batch is all or nothing. Islands: among one node's text tokens, seq minus its rank is
     // constant exactly while the seqs are consecutive (any other event in between takes a seq and breaks it).
     private static readonly string CompactSql = $"""
         WITH target AS (
             SELECT id FROM executions
-            WHERE {FinishedFilter} AND completed_at < @cutoff AND events_compacted_at IS NULL
+            WHERE {RetentionJob.FinishedFilter} AND completed_at < @cutoff AND events_compacted_at IS NULL
             ORDER BY completed_at
             LIMIT @batch
             FOR UPDATE SKIP LOCKED

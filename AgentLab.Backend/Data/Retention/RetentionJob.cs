@@ -22,7 +22,8 @@ public sealed class RetentionJob(
 
     private static readonly TimeSpan SchemaPoll = TimeSpan.FromSeconds(1);
 
-    private static readonly string FinishedFilter =
+    /// <summary>Literal, not a parameter, so the planner can match it to the partial indexes' predicates.</summary>
+    internal static readonly string FinishedFilter =
         $"status IN ({string.Join(", ", ExecutionStatus.Terminal.Select(s => $"'{s}'"))})";
 
     // Oldest first through executions_created_idx; SKIP LOCKED so a batch never waits behind another writer.
@@ -79,10 +80,15 @@ public sealed class RetentionJob(
             }
             return result;
         }
-        catch (Exception ex) when (ct.IsCancellationRequested)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // Shutting down: whatever batch was in flight either committed or did not; both are fine.
-            throw ex as OperationCanceledException ?? new OperationCanceledException("The retention pass was stopped.", ex, ct);
+            throw;
+        }
+        catch (Exception ex) when (ct.IsCancellationRequested)
+        {
+            // Npgsql may report a command cancelled mid-flight as its own exception.
+            throw new OperationCanceledException("The retention pass was stopped.", ex, ct);
         }
         catch (Exception ex) when (DatabaseErrors.IsUnavailable(ex))
         {
@@ -178,8 +184,9 @@ public sealed class RetentionJob(
         var parameters = new List<NpgsqlParameter> { new("batch", batch) };
         if (cutoff is { } value)
             parameters.Add(new NpgsqlParameter("cutoff", value));
+        var deleted = await db.Database.ExecuteSqlRawAsync(sql, parameters, ct).ConfigureAwait(false);
         progress.DeleteStatements++;
-        return await db.Database.ExecuteSqlRawAsync(sql, parameters, ct).ConfigureAwait(false);
+        return deleted;
     }
 
     private Task PauseAsync(RetentionOptions settings, CancellationToken ct) =>

@@ -308,6 +308,30 @@ public sealed class RetentionTests
     }
 
     [Fact]
+    public async Task Job_StoppedMidPass_StopsCleanlyAndKeepsTheRestForLater()
+    {
+        await using var database = await SharedPostgres.CreateDatabaseAsync(Ct);
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 40; i++)
+            await InsertAsync(database, ExecutionStatus.Completed, now.AddDays(-40 - i));
+        await using var replica = Replica.Create(database, new()
+        {
+            ["Retention:BatchSize"] = "1", ["Retention:PauseBetweenBatchesMilliseconds"] = "250",
+        });
+        await replica.MigrateAsync();
+        await replica.Job.StartAsync(Ct).WaitAsync(Bound, Ct);
+        await WaitUntilAsync(() => replica.Logs.Entries.Any(e => e.EventId == RelationalEventId.CommandExecuted.Id
+            && e.Message.Contains("DELETE FROM executions WHERE", StringComparison.Ordinal)));
+
+        await replica.Job.StopAsync(Ct).WaitAsync(Bound, Ct);
+
+        Assert.True(replica.Job.ExecuteTask!.IsCompletedSuccessfully);
+        Assert.DoesNotContain(replica.Logs.Entries, e => e.Level >= LogLevel.Warning);
+        var left = (await IdsAsync(database)).Count;
+        Assert.InRange(left, 1, 39);
+    }
+
+    [Fact]
     public async Task Job_Disabled_RunsNoPass()
     {
         await using var database = await SharedPostgres.CreateDatabaseAsync(Ct);

@@ -1,4 +1,5 @@
 using AgentLab.Backend.Data;
+using AgentLab.Backend.Data.Retention;
 using AgentLab.Backend.Errors;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
@@ -37,6 +38,7 @@ public static class BackendExtensions
         });
 
         services.AddAgentLabDatabase();
+        services.AddRetention();                // deletes old finished executions, compacts their events
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();

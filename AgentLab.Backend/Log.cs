@@ -62,6 +62,28 @@ internal static partial class Log
     [LoggerMessage(1019, LogLevel.Information, "Execution {ExecutionId} accepted ({Mode}); {Queued} queued on this replica")]
     public static partial void ExecutionAccepted(this ILogger logger, Guid executionId, string mode, int queued);
 
+    [LoggerMessage(1301, LogLevel.Information,
+        "Retention pass: deleted {DeletedByAge} execution(s) older than {MaxAgeDays} days and {DeletedByCount} beyond the cap of {MaxExecutions}; " +
+        "compacted the events of {Compacted} execution(s), merging away {TokenEvents} token events; {DeleteStatements} DELETE(s) in {ElapsedMs:0} ms")]
+    public static partial void RetentionPassCompleted(this ILogger logger, long deletedByAge, int maxAgeDays, long deletedByCount,
+        int maxExecutions, long compacted, long tokenEvents, int deleteStatements, double elapsedMs);
+
+    [LoggerMessage(1302, LogLevel.Warning, "Retention pass skipped: PostgreSQL is unreachable ({Reason}); the next pass in {Seconds} s tries again")]
+    public static partial void RetentionDatabaseUnavailable(this ILogger logger, string reason, int seconds);
+
+    [LoggerMessage(1303, LogLevel.Error, "Retention pass failed; the next pass in {Seconds} s tries again")]
+    public static partial void RetentionPassFailed(this ILogger logger, Exception exception, int seconds);
+
+    [LoggerMessage(1304, LogLevel.Debug, "Retention pass skipped: another replica is running one")]
+    public static partial void RetentionSkippedLockHeld(this ILogger logger);
+
+    [LoggerMessage(1305, LogLevel.Information, "Retention is off (Retention:Enabled=false): executions are kept until deleted by hand")]
+    public static partial void RetentionDisabled(this ILogger logger);
+
+    [LoggerMessage(1306, LogLevel.Information,
+        "Retention: finished executions are kept {MaxAgeDays} days and at most {MaxExecutions} rows; events compacted {CompactMinutes} min after the end; a pass every {IntervalSeconds} s")]
+    public static partial void RetentionScheduled(this ILogger logger, int maxAgeDays, int maxExecutions, int compactMinutes, int intervalSeconds);
+
     [LoggerMessage(1401, LogLevel.Warning, "PostgreSQL ({Target}) is down: {Reason} Requests that need it fail fast with 503 db_unavailable until a probe answers")]
     public static partial void DatabaseUnavailable(this ILogger logger, string target, string reason);
 

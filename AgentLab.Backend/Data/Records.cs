@@ -62,6 +62,9 @@ public sealed class ExecutionRecord
     /// crash) continues the same trace: one trace per execution.
     /// </summary>
     public string? TraceParent { get; set; }
+
+    /// <summary>When the retention job merged its token events (<c>EventCompaction</c>); null until then.</summary>
+    public DateTimeOffset? EventsCompactedAt { get; set; }
 }
 
 /// <summary>One node's run within an execution (table <c>node_states</c>), in the order the nodes started.</summary>

@@ -22,6 +22,8 @@ public sealed class BackendFactory(Uri labBaseAddress, string connectionString, 
             ["LabService:BaseAddress"] = labBaseAddress.ToString(),
             ["LabService:HealthTimeoutSeconds"] = "2",
             ["ConnectionStrings:agentlabdb"] = connectionString,
+            // Tests seed old rows on purpose; the retention job would delete them behind the test's back.
+            ["Retention:Enabled"] = "false",
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             all[key] = value;

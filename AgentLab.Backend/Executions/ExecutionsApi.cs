@@ -60,7 +60,7 @@ public static class ExecutionsApi
     /// with the same body answers with that execution instead of running it again.
     /// </summary>
     public static async Task<IResult> ExecuteAsync(
-        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, DatabaseState database,
+        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, DatabaseState database, DatabaseHealth databaseHealth,
         IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
@@ -73,12 +73,10 @@ public static class ExecutionsApi
         var key = ReadIdempotencyKey(request.Headers).Key;
 
         var isAsync = (body!.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(request.Headers["Prefer"]);
+        // Executions are recorded before they run: with the database down (or not migrated yet), refuse at once
+        // with 503 db_unavailable and Retry-After rather than wait out connection timeouts.
         await database.WaitForFirstOutcomeAsync(DatabaseStartupWait, ct);
-        if (!database.IsReady)
-        {
-            return Problems.Create(StatusCodes.Status503ServiceUnavailable, "db_unavailable", "The database is not available",
-                $"Executions are recorded before they run, and the database is not ready: {database.Current.Detail}");
-        }
+        databaseHealth.ThrowIfUnavailable();
 
         var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key);
         // The slot is taken before anything is written, so a full queue refuses without leaving a row behind.
@@ -122,7 +120,10 @@ public static class ExecutionsApi
         if (isAsync)
         {
             queue.Enqueue(record.Id, record.TraceParent);
-            return await AcceptedAsync(request.HttpContext, store, record, ct);
+            request.HttpContext.Response.Headers.Location = ExecutionResults.Self(record.Id);
+            // The row as recorded: the worker may already be running it, but what was accepted is a queued execution.
+            return TypedResults.Json(ExecutionResults.From(record, []), BackendJsonContext.Wire.ExecutionResult,
+                statusCode: StatusCodes.Status202Accepted);
         }
 
         var run = await runner.RunAsync(record.Id, ExecutionRunner.WhenCancelled.Cancel, ct);

@@ -226,7 +226,11 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var detailed = await JsonAsync(await GetAsync(client, "/api/v1/health/detailed"));
         var ready = await GetAsync(client, "/api/v1/ready");
         var execute = await PostExecuteAsync(client);
+        var health = await GetAsync(client, "/health");
 
+        // What the AppHost polls: the Backend is up but cannot do its work.
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+        Assert.Contains("database", await health.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         var migrations = detailed.GetProperty("migrations");
         Assert.Equal("unavailable", migrations.GetProperty("status").GetString());
         Assert.Contains("PostgreSQL is unreachable", migrations.GetProperty("detail").GetString(), StringComparison.Ordinal);
@@ -251,6 +255,7 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         Assert.Contains($"Applied {all.Count} migration(s)", migrations.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(all, migrations.GetProperty("applied_migrations").EnumerateArray().Select(m => m.GetString()));
         Assert.Equal(HttpStatusCode.OK, execute.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(client, "/health")).StatusCode);
         Log($"migrated and ready {recovered.TotalMilliseconds:0} ms after the server started");
     }
 

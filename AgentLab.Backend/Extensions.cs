@@ -26,6 +26,7 @@ public static class BackendExtensions
         services.AddOptions<ExecutionOptions>().BindConfiguration(ExecutionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LabServiceOptions>().BindConfiguration(LabServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BackendCorsOptions>().BindConfiguration(BackendCorsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<History.HistoryOptions>().BindConfiguration(History.HistoryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddExceptionHandler<BackendExceptionHandler>();
@@ -40,6 +41,8 @@ public static class BackendExtensions
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();
+        services.AddScoped<History.HistoryQuery>();
+        services.AddScoped<Metrics.MetricsQuery>();
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

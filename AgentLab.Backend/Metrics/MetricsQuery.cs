@@ -18,9 +18,11 @@ namespace AgentLab.Backend.Metrics;
 /// triggers) with log-spaced histograms for the percentiles, and a query reads the whole days of its window from
 /// the rollup and only the rest from <c>executions</c>: the partial days at the window's ends (an index range on
 /// <c>created_at</c>) and the unfinished executions (the partial lease index).</para>
-/// <para>Percentiles: bin b holds [2^(b/8), 2^((b+1)/8)) ms; the percentile's rank (percentile_cont's p·(n−1)) is
-/// located in its bin and interpolated geometrically inside it, so the answer is within one bin (≤ 9 %) of the
-/// exact value and, on realistic data, within ~0.2 % (measured against percentile_cont by the history benchmark).</para>
+/// <para>Percentiles follow percentile_cont — linear interpolation between the values at ranks floor(p·(n−1)) and the
+/// next — with each of those two values estimated from the histogram: bin b holds [2^(b/8), 2^((b+1)/8)) ms, and a
+/// value is placed inside its bin on a log scale by its position among the bin's values. Each estimate is within one
+/// bin (≤ 9 %) of the true value, within half a bin (≤ 4.5 %) when it is alone in its bin, and much closer on dense
+/// data: the history benchmark compares against percentile_cont over 1M rows.</para>
 /// <para>tokens_per_second is total completion tokens over total generation time (each completed row's
 /// completion_tokens / tokens_per_second), i.e. the throughput a user saw — not the mean of per-row rates, which
 /// would let a 3-token answer weigh as much as a 3,000-token one.</para>
@@ -223,12 +225,24 @@ public sealed class MetricsQuery(AgentLabDb db)
             FROM histograms h
             WINDOW below_and_here AS (PARTITION BY grouping, execution_type, model, status, metric ORDER BY bin)
         ),
+        order_statistics AS (
+            -- The values at ranks floor(p·(n−1)) and the one after it, each found in its bin and placed inside it on
+            -- a log scale by its position among the bin's values.
+            SELECT grouping, execution_type, model, status, metric, q.p, s.side, q.p * (total - 1) AS rank,
+                   power(2::float8, (bin + (t.k - below + 0.5) / n) / 8) AS value
+            FROM ranked
+            CROSS JOIN (VALUES (0.5::float8), (0.95), (0.99)) q (p)
+            CROSS JOIN (VALUES (0), (1)) s (side)
+            CROSS JOIN LATERAL (SELECT least(floor(q.p * (total - 1)) + s.side, total - 1) AS k) t
+            WHERE below <= t.k AND t.k < below + n
+        ),
         percentiles AS (
-            -- percentile_cont's rank p·(n−1), found in its bin and placed inside it on a log scale.
-            SELECT grouping, execution_type, model, status, metric, q.p,
-                   power(2::float8, (bin + least(1, greatest(0, (q.p * (total - 1) - below + 0.5) / n))) / 8) AS value
-            FROM ranked CROSS JOIN (VALUES (0.5::float8), (0.95), (0.99)) q (p)
-            WHERE below <= q.p * (total - 1) AND q.p * (total - 1) < below + n
+            -- percentile_cont's definition: linear interpolation between the two order statistics around the rank.
+            SELECT grouping, execution_type, model, status, metric, p,
+                   max(value) FILTER (WHERE side = 0)
+                       + (max(rank) - floor(max(rank))) * (max(value) FILTER (WHERE side = 1) - max(value) FILTER (WHERE side = 0)) AS value
+            FROM order_statistics
+            GROUP BY grouping, execution_type, model, status, metric, p
         )
         SELECT g.grouping, g.execution_type, nullif(g.model, ''), g.status, g.executions, g.completed, g.failed, g.cancelled,
                g.finished, g.prompt_tokens, g.completion_tokens, g.generation_tokens, g.generation_seconds,

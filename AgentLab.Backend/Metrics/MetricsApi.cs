@@ -19,7 +19,8 @@ public static class MetricsApi
             .WithDescription(
                 "Executions created in [from, to) (ISO 8601 with an offset; both optional): count, completed, failed (failed + " +
                 "timed_out), cancelled, error_rate (failed / finished), p50/p95/p99 of duration_ms and time_to_first_token_ms " +
-                "(percentile_cont over values estimated from log-spaced histograms: within one 9 % bin, far closer on dense data), prompt " +
+                "(percentile_cont over values estimated from log-spaced histograms: exact for sparse values, never off by more than one " +
+                "9 % bin), prompt " +
                 "and completion token sums, and tokens_per_second (completion tokens / generation time of completed executions).")
             .Produces<MetricsReport>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest);

@@ -168,8 +168,8 @@ public sealed class MetricsQuery(AgentLabDb db)
             FROM executions
             WHERE NOT @use_rollup AND created_at >= coalesce(@from, '-infinity') AND created_at < coalesce(@to, 'infinity')
             UNION ALL
-            SELECT execution_type, coalesce(model, ''), status, duration_ms, time_to_first_token_ms,
-                   prompt_tokens, completion_tokens, tokens_per_second
+            -- Unfinished rows have no figures yet: only their keys, an index-only scan of executions_active_created_idx.
+            SELECT execution_type, coalesce(model, ''), status, NULL, NULL, NULL, NULL, NULL
             FROM executions
             WHERE @use_rollup AND status IN ('queued', 'running')
               AND created_at >= coalesce(@rollup_from, '-infinity') AND created_at < coalesce(@rollup_to, 'infinity')

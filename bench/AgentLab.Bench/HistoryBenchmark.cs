@@ -21,12 +21,12 @@ internal static class HistoryBenchmark
 {
     private const int WarmUpRuns = 3;
 
-    public static async Task<int> RunAsync(int rows, string? connection, int runs, bool http)
+    public static async Task<int> RunAsync(int rows, string? connection, int runs, bool http, bool keep)
     {
         var ct = CancellationToken.None;
         Console.WriteLine($"{Environment.ProcessorCount} cores; {rows:N0} executions; {runs} timed runs per query after {WarmUpRuns} warm-up runs.");
 
-        await using var server = await BenchDatabase.StartAsync(connection, ct);
+        await using var server = await BenchDatabase.StartAsync(connection, keep, ct);
         var connectionString = server.ConnectionString;
         var options = new DbContextOptionsBuilder<AgentLabDb>()
             .UseNpgsql(connectionString, o => o.MigrationsHistoryTable(AgentLabDb.MigrationsHistoryTable))
@@ -330,7 +330,7 @@ internal sealed class BenchDatabase : IAsyncDisposable
 
     public string ConnectionString { get; }
 
-    public static async Task<BenchDatabase> StartAsync(string? connection, CancellationToken ct)
+    public static async Task<BenchDatabase> StartAsync(string? connection, bool keep, CancellationToken ct)
     {
         if (connection is not null)
         {
@@ -341,8 +341,8 @@ internal sealed class BenchDatabase : IAsyncDisposable
                 await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
                 await create.ExecuteNonQueryAsync(ct);
             }
-            Console.WriteLine($"Using the server of --connection, in a new database {name} (dropped at the end).");
-            return new BenchDatabase(Named(connection, name), connection, name, null, null);
+            Console.WriteLine($"Using the server of --connection, in a new database {name} ({(keep ? "kept" : "dropped at the end")}).");
+            return new BenchDatabase(Named(connection, name), connection, keep ? null : name, null, null);
         }
 
         var scratch = Path.Combine(Path.GetTempPath(), "agentlab-bench-" + Guid.NewGuid().ToString("N")[..8]);

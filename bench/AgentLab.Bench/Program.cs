@@ -2,7 +2,7 @@ using System.Globalization;
 using AgentLab.Bench;
 
 // dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
-// dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..."] [--no-http]
+// dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
 {
@@ -19,7 +19,7 @@ switch (command)
         return await HistoryBenchmark.RunAsync(int.Parse(ReadOption(args, "--rows", "1000000"), CultureInfo.InvariantCulture),
             ReadOption(args, "--connection", "") is { Length: > 0 } connection ? connection : null,
             int.Parse(ReadOption(args, "--runs", "20"), CultureInfo.InvariantCulture),
-            http: !args.Contains("--no-http"));
+            http: !args.Contains("--no-http"), keep: args.Contains("--keep"));
     default:
         Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history");
         return 2;

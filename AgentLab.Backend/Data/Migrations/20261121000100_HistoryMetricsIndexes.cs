@@ -7,7 +7,8 @@ namespace AgentLab.Backend.Data.Migrations;
 /// A daily rollup of finished executions for <c>GET /api/v1/metrics</c>, kept current by statement-level triggers
 /// on <c>executions</c>. Measured at 1,000,000 rows on 2 cores, exact <c>percentile_cont</c> over the raw rows by
 /// type, model and status took 5-8 s; with the rollup, all-time metrics take ~0.2 s (see MetricsQuery).
-/// History needs no new index: InitialSchema's four <c>(…, created_at DESC, id DESC)</c> indexes serve every filter.
+/// History needs no new index: InitialSchema's four <c>(…, created_at DESC, id DESC)</c> indexes serve every filter;
+/// metrics get one small partial index over the unfinished executions.
 /// </summary>
 /// <remarks>
 /// <para><c>execution_stats_daily</c>: per UTC day of <c>created_at</c>, type, model and terminal status — counts and
@@ -64,6 +65,12 @@ public sealed class HistoryMetricsIndexes : Migration
                 value_sum      double precision NOT NULL,
                 PRIMARY KEY (day, execution_type, model, status, metric, bin)
             );
+
+            -- Metrics count unfinished executions from the table (the rollup holds finished ones only): by creation
+            -- time, index-only. executions_lease_idx has them too, but by lease expiry and without their keys, which
+            -- cost a heap visit per row (125 ms for 20,000 unfinished rows).
+            CREATE INDEX executions_active_created_idx ON executions (created_at) INCLUDE (execution_type, model, status)
+                WHERE status IN ('queued', 'running');
 
             -- Rows that reach zero (their executions were deleted) are removed at once; these keep finding them cheap.
             CREATE INDEX execution_stats_daily_empty_idx ON execution_stats_daily (day) WHERE executions = 0;
@@ -163,6 +170,7 @@ public sealed class HistoryMetricsIndexes : Migration
             DROP FUNCTION execution_stats_bin(double precision);
             DROP TABLE execution_stats_daily_bins;
             DROP TABLE execution_stats_daily;
+            DROP INDEX executions_active_created_idx;
             """);
     }
 

@@ -2,6 +2,7 @@ using AgentLab.Backend.Data;
 using AgentLab.Backend.Metrics;
 using AgentLab.Tests.Support;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Npgsql;
 using static AgentLab.Tests.Backend.History.ExecutionRows;
 
@@ -47,6 +48,25 @@ public sealed class MetricsRollupTests
         Assert.NotEmpty(maintained);
         Assert.Equal(rebuilt, maintained);
         Assert.DoesNotContain(maintained, row => row.EndsWith("|0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Migration_DownAndUpAgainOverExistingRows_BackfillsTheRollup()
+    {
+        await using var database = await SharedPostgres.CreateDatabaseAsync(Ct);
+        await InsertAsync(database, Enumerable.Range(0, 10).Select(i =>
+            Row(i % 2 == 0 ? ExecutionStatus.Completed : ExecutionStatus.Running, Day.AddHours(i * 7))), Ct);
+        var before = await SnapshotAsync(database);
+        await using var db = database.CreateContext();
+        var migrator = db.GetService<Microsoft.EntityFrameworkCore.Migrations.IMigrator>();
+
+        await migrator.MigrateAsync("20261121000000_InitialSchema", Ct);
+        await migrator.MigrateAsync(null, Ct);
+
+        // The five finished rows, counted in the rollup before and again after it was dropped and rebuilt.
+        Assert.Equal(5, before.Where(r => r.StartsWith("facts|", StringComparison.Ordinal))
+            .Sum(r => long.Parse(r[(r.LastIndexOf('|') + 1)..], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(before, await SnapshotAsync(database));
     }
 
     [Fact]

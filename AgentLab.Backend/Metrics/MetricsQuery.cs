@@ -17,7 +17,7 @@ namespace AgentLab.Backend.Metrics;
 /// grouping. So finished executions are rolled up per UTC day (migration HistoryMetricsIndexes, kept current by
 /// triggers) with log-spaced histograms for the percentiles, and a query reads the whole days of its window from
 /// the rollup and only the rest from <c>executions</c>: the partial days at the window's ends (an index range on
-/// <c>created_at</c>) and the unfinished executions (the partial lease index).</para>
+/// <c>created_at</c>) and the unfinished executions (a small partial index, read index-only).</para>
 /// <para>Percentiles follow percentile_cont — linear interpolation between the values at ranks floor(p·(n−1)) and the
 /// next — with each of those two values estimated from the histogram: bin b counts and sums the values in
 /// [2^(b/8), 2^((b+1)/8)) ms, and its values are taken as spread evenly around their mean, as widely as the bin
@@ -45,7 +45,7 @@ public sealed class MetricsQuery(AgentLabDb db)
             {
                 BatchCommands =
                 {
-                    // The plan's cost estimate switches JIT on, and compiling it took longer than running it (0.4 s of 0.8 s).
+                    // A high cost estimate switches JIT on, and compiling took longer than running (grouping 1M raw rows: 1.2 s with it, 0.8 s without).
                     new NpgsqlBatchCommand("SET LOCAL jit = off"),
                     new NpgsqlBatchCommand(Sql)
                     {

@@ -19,7 +19,9 @@ namespace AgentLab.Bench;
 /// </summary>
 internal static class HistoryBenchmark
 {
-    private const int WarmUpRuns = 3;
+    // Tiered JIT recompiles EF Core's query pipeline after ~30 calls of a shape; fewer warm-up runs left a one-off
+    // 10-20 ms run in the timings (gone with DOTNET_TieredCompilation=0), which is the JIT, not the query.
+    private const int WarmUpRuns = 30;
 
     public static async Task<int> RunAsync(int rows, string? connection, int runs, bool http, bool keep)
     {

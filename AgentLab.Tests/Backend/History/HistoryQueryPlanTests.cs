@@ -18,6 +18,7 @@ public sealed class HistoryQueryPlanTests
         "",
         "status=failed",
         "status=failed,timed_out,cancelled",
+        "status=queued,running",
         "execution_type=orchestrator",
         "model=mistral:7b",
         "from=2026-11-01T00:00:00Z&to=2026-11-10T00:00:00Z",

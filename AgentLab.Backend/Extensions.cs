@@ -27,6 +27,7 @@ public static class BackendExtensions
         services.AddOptions<ExecutionOptions>().BindConfiguration(ExecutionOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<LabServiceOptions>().BindConfiguration(LabServiceOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<BackendCorsOptions>().BindConfiguration(BackendCorsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<History.HistoryOptions>().BindConfiguration(History.HistoryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddExceptionHandler<BackendExceptionHandler>();
@@ -47,6 +48,8 @@ public static class BackendExtensions
         services.AddHostedService<ExecutionWorker>();
         services.AddSingleton<ExecutionRecovery>();
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionRecovery>());
+        services.AddScoped<History.HistoryQuery>();
+        services.AddScoped<Metrics.MetricsQuery>();
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

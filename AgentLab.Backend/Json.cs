@@ -22,6 +22,8 @@ namespace AgentLab.Backend;
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(StatusReport))]
 [JsonSerializable(typeof(DetailedHealthReport))]
+[JsonSerializable(typeof(AgentLab.Backend.History.HistoryPage))]
+[JsonSerializable(typeof(AgentLab.Backend.Metrics.MetricsReport))]
 public sealed partial class BackendJsonContext : JsonSerializerContext
 {
     /// <summary>

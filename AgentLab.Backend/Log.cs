@@ -98,4 +98,12 @@ internal static partial class Log
 
     [LoggerMessage(1405, LogLevel.Debug, "{Method} {Path} refused at once: the database is unavailable ({Reason})")]
     public static partial void DatabaseRequestRefused(this ILogger logger, string method, string path, string reason);
+
+    [LoggerMessage(1201, LogLevel.Warning,
+        "A history page took {ElapsedMs} ms ({Statuses} status filter(s), type {ExecutionType}, model {Model}, after a cursor: {Paged}); the indexes should answer in milliseconds")]
+    public static partial void HistorySlow(this ILogger logger, double elapsedMs, int statuses, string? executionType, string? model, bool paged);
+
+    [LoggerMessage(1202, LogLevel.Warning,
+        "Metrics took {ElapsedMs} ms for [{From}, {To}); a narrow window spanning no whole UTC day reads raw rows, a wide one reads the daily rollup")]
+    public static partial void MetricsSlow(this ILogger logger, double elapsedMs, DateTimeOffset? from, DateTimeOffset? to);
 }

@@ -1,6 +1,8 @@
 using AgentLab.Backend;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Health;
+using AgentLab.Backend.History;
+using AgentLab.Backend.Metrics;
 using AgentLab.Backend.Models;
 using AgentLab.ServiceDefaults;
 
@@ -14,6 +16,8 @@ app.UseExecutionIdBoundary();           // execution IDs are assigned here, neve
 app.UseCors(BackendExtensions.CorsPolicy);
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();
+app.MapHistoryApi();
+app.MapMetricsApi();
 app.MapModelsApi();
 app.MapHealthApi();
 app.MapApiDocs();

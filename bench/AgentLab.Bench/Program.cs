@@ -2,19 +2,28 @@ using System.Globalization;
 using AgentLab.Bench;
 
 // dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
+// dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 var command = args.FirstOrDefault() ?? "gateway";
-if (command is not "gateway")
+switch (command)
 {
-    Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway");
-    return 2;
+    case "gateway":
+    {
+        var seconds = ReadOption(args, "--seconds", "5");
+        var concurrency = ReadOption(args, "--concurrency", "1,16").Split(',').Select(int.Parse).ToArray();
+        var warmUp = ReadOption(args, "--warmup", "20");
+        return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
+            TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency,
+            ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null);
+    }
+    case "history":
+        return await HistoryBenchmark.RunAsync(int.Parse(ReadOption(args, "--rows", "1000000"), CultureInfo.InvariantCulture),
+            ReadOption(args, "--connection", "") is { Length: > 0 } connection ? connection : null,
+            int.Parse(ReadOption(args, "--runs", "20"), CultureInfo.InvariantCulture),
+            http: !args.Contains("--no-http"), keep: args.Contains("--keep"));
+    default:
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history");
+        return 2;
 }
-
-var seconds = ReadOption(args, "--seconds", "5");
-var concurrency = ReadOption(args, "--concurrency", "1,16").Split(',').Select(int.Parse).ToArray();
-var warmUp = ReadOption(args, "--warmup", "20");
-return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
-    TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency,
-    ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null);
 
 static string ReadOption(string[] args, string name, string fallback)
 {

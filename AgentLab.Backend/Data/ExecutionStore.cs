@@ -76,6 +76,7 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
                 return null;
             var record = await db.Executions.AsNoTracking().FirstAsync(e => e.Id == id, token).ConfigureAwait(false);
             await AppendEventAsync(id, EventTypes.ExecutionStarted, null, $$"""{"attempt":{{record.Attempt}}}""", token).ConfigureAwait(false);
+            await AppendLogAsync(id, "information", $"Attempt {record.Attempt} started on {owner}.", token).ConfigureAwait(false);
             return record;
         },
         // Asked only when the commit's outcome is unknown: did it land?
@@ -156,6 +157,7 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
                     .SetProperty(e => e.LeaseExpiresAt, (DateTimeOffset?)null), token).ConfigureAwait(false);
             if (moved == 0)
                 return false;
+            await AppendLogAsync(id, "warning", $"Cancelled: {reason}", token).ConfigureAwait(false);
             await AppendEventAsync(id, EventTypes.ExecutionCancelled, null,
                 System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["reason"] = reason }), token).ConfigureAwait(false);
             return true;
@@ -212,7 +214,12 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
                     .SetProperty(e => e.LeaseOwner, owner)
                     .SetProperty(e => e.LeaseExpiresAt, now + lease), ct).ConfigureAwait(false);
             if (taken == 1 && await FindAsync(candidate.Id, ct).ConfigureAwait(false) is { } record)
+            {
                 claimed.Add(record);
+                await AppendLogAsync(record.Id, "warning",
+                    $"Taken over by {owner}: the lease of {candidate.LeaseOwner ?? "(none)"} lapsed at {candidate.LeaseExpiresAt:O} " +
+                    $"while it was {record.Status} (that replica stopped or lost the database).", ct).ConfigureAwait(false);
+            }
         }
         return claimed;
     }
@@ -244,13 +251,25 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
                 .Where(e => e.Id == candidate.Id && e.LeaseOwner == candidate.LeaseOwner && e.Status == ExecutionStatus.Running && e.LeaseExpiresAt < now)
                 .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseOwner, "sweeper").SetProperty(e => e.LeaseExpiresAt, now), ct).ConfigureAwait(false);
             if (taken == 1 && await FinishAsync(candidate.Id, "sweeper", outcome, [], ct).ConfigureAwait(false))
+            {
                 failed.Add(candidate.Id);
+                await AppendLogAsync(candidate.Id, "error", $"Failed with worker_lost: {candidate.LeaseOwner} stopped while running attempt {candidate.Attempt} of {maxAttempts}.", ct).ConfigureAwait(false);
+            }
         }
         return failed;
     }
 
     private Task<bool> IsFinishedAsAsync(Guid id, string status, CancellationToken ct) =>
         db.Executions.AsNoTracking().AnyAsync(e => e.Id == id && e.Status == status, ct);
+
+    /// <summary>
+    /// One line of the execution's own log (<c>execution_logs</c>): what happened to the run itself (attempts, takeovers,
+    /// cancellation), for a person reading its history; never prompt or output text.
+    /// </summary>
+    private Task AppendLogAsync(Guid id, string level, string message, CancellationToken ct) =>
+        db.Database.ExecuteSqlAsync($"""
+            INSERT INTO execution_logs (execution_id, ts, level, message) VALUES ({id}, {time.GetUtcNow()}, {level}, {message})
+            """, ct);
 
     /// <summary>Appends one event with the next gap-free seq; only the lease holder writes, inside its transaction.</summary>
     private Task AppendEventAsync(Guid id, string type, string? node, string data, CancellationToken ct) =>

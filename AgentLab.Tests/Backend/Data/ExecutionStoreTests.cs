@@ -144,6 +144,12 @@ public sealed class ExecutionStoreTests : IAsyncLifetime
 
         var taken = claims.SelectMany(c => c.Select(r => r.Id)).ToList();
         Assert.Equal(lapsed.Select(r => r.Id).Order(), taken.Order());
+        await using (var logs = database.CreateContext())
+        {
+            var takeovers = await logs.Logs.AsNoTracking().Where(l => l.Message.StartsWith("Taken over by")).ToListAsync(Ct);
+            Assert.Equal(lapsed.Select(r => r.Id).Order(), takeovers.Select(l => l.ExecutionId).Order());
+            Assert.All(takeovers, l => Assert.Contains("dead-replica", l.Message, StringComparison.Ordinal));
+        }
         Assert.DoesNotContain(alive.Id, taken);
         await using var check = database.CreateContext();
         Assert.Equal("live-replica", (await check.Executions.AsNoTracking().SingleAsync(e => e.Id == alive.Id, Ct)).LeaseOwner);

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using AgentLab.AppHost.Hosting;
-using AgentLab.AppHost.Infrastructure;
 using AgentLab.Backend.Data;
 using AgentLab.Backend.History;
 using AgentLab.Backend.Metrics;
@@ -28,7 +26,7 @@ internal static class HistoryBenchmark
         var ct = CancellationToken.None;
         Console.WriteLine($"{Environment.ProcessorCount} cores; {rows:N0} executions; {runs} timed runs per query after {WarmUpRuns} warm-up runs.");
 
-        await using var server = await BenchDatabase.StartAsync(connection, keep, ct);
+        await using var server = await BenchDatabase.StartAsync(connection, keep, [], ct);
         var connectionString = server.ConnectionString;
         var options = new DbContextOptionsBuilder<AgentLabDb>()
             .UseNpgsql(connectionString, o => o.MigrationsHistoryTable(AgentLabDb.MigrationsHistoryTable))
@@ -304,99 +302,5 @@ internal static class HistoryBenchmark
         await connection.OpenAsync(ct);
         await using var command = new NpgsqlCommand(sql, connection);
         return (T)(await command.ExecuteScalarAsync(ct))!;
-    }
-}
-
-/// <summary>
-/// The benchmark's database: a fresh one on the server <c>--connection</c> names (dropped afterwards), or a throw-away
-/// cluster started with the AppHost's PostgreSQL recipe (deleted afterwards).
-/// </summary>
-internal sealed class BenchDatabase : IAsyncDisposable
-{
-    private readonly string? adminConnection;
-    private readonly string? database;
-    private readonly ProcessLauncher? launcher;
-    private readonly SupervisedProcess? process;
-    private readonly string[] folders;
-
-    private BenchDatabase(string connectionString, string? adminConnection, string? database, ProcessLauncher? launcher,
-        SupervisedProcess? process, params string[] folders)
-    {
-        ConnectionString = connectionString;
-        this.adminConnection = adminConnection;
-        this.database = database;
-        this.launcher = launcher;
-        this.process = process;
-        this.folders = folders;
-    }
-
-    public string ConnectionString { get; }
-
-    public static async Task<BenchDatabase> StartAsync(string? connection, bool keep, CancellationToken ct)
-    {
-        if (connection is not null)
-        {
-            var name = "agentlab_bench_" + Guid.NewGuid().ToString("N")[..8];
-            await using (var admin = new NpgsqlConnection(connection))
-            {
-                await admin.OpenAsync(ct);
-                await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-                await create.ExecuteNonQueryAsync(ct);
-            }
-            Console.WriteLine($"Using the server of --connection, in a new database {name} ({(keep ? "kept" : "dropped at the end")}).");
-            return new BenchDatabase(Named(connection, name), connection, keep ? null : name, null, null);
-        }
-
-        var scratch = Path.Combine(Path.GetTempPath(), "agentlab-bench-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(scratch);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(scratch, (UnixFileMode)0b111_101_101);   // 0755: the postgres user must reach the cluster
-        var port = FreePort();
-        var recipe = new PostgresRecipe(new PostgresOptions
-        {
-            Port = port, DataDirectory = Path.Combine(scratch, "postgres"), ThrowAway = true, Database = "agentlab_bench",
-        }, scratch);
-        await recipe.PrepareAsync(ct);
-        var launcher = new ProcessLauncher();
-        var process = launcher.Start(recipe.CreateProcessSpec(), (_, _) => { });
-        var clock = Stopwatch.StartNew();
-        while (!await recipe.IsReadyAsync(ct))
-        {
-            if (process.Exited.IsCompleted || clock.Elapsed > TimeSpan.FromSeconds(30))
-                throw new InvalidOperationException($"PostgreSQL did not start in {recipe.DataDirectory}.");
-            await Task.Delay(50, ct);
-        }
-        await recipe.AfterReadyAsync(ct);
-        Console.WriteLine($"Started a throw-away PostgreSQL on port {port} ({recipe.DataDirectory}; fsync off), stopped and deleted at the end.");
-        // As root the recipe may have moved the cluster to a folder the postgres user can reach: delete that one too.
-        return new BenchDatabase(recipe.ConnectionString, null, null, launcher, process, recipe.DataDirectory, scratch);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        NpgsqlConnection.ClearAllPools();
-        if (adminConnection is not null && database is not null)
-        {
-            await using var admin = new NpgsqlConnection(adminConnection);
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {database} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
-        }
-        if (process is not null)
-            await process.StopAsync(TimeSpan.FromSeconds(10));
-        process?.Dispose();
-        launcher?.Dispose();
-        foreach (var folder in folders.Where(Directory.Exists))
-            Directory.Delete(folder, recursive: true);
-    }
-
-    private static string Named(string connection, string database) =>
-        new NpgsqlConnectionStringBuilder(connection) { Database = database }.ConnectionString;
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

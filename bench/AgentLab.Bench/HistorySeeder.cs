@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using AgentLab.Backend.Data;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,7 +10,8 @@ namespace AgentLab.Bench;
 /// Fills <c>executions</c> with a realistic history through one binary COPY: 85 % completed, 8 % failed, 3 % timed
 /// out, 2 % cancelled, 2 % queued or running (with a lease); five models of unequal popularity; 75 % simple and 25 %
 /// orchestrator runs; created over the last 90 days in insertion order (as a live system writes them); durations,
-/// time to first token and tokens drawn from log-normal distributions and consistent with each other.
+/// time to first token and tokens drawn from log-normal distributions and consistent with each other. Optionally
+/// (<see cref="SeedEventsAsync"/>) the event log of each of them.
 /// </summary>
 internal static class HistorySeeder
 {
@@ -47,6 +49,40 @@ internal static class HistorySeeder
             await writer.CompleteAsync(ct);
         }
         Console.WriteLine();
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// Gives every seeded execution its event log, in one INSERT … SELECT: a finished one has
+    /// <paramref name="eventsPerExecution"/> events (queued, started, token events of a few words, and the event that
+    /// ended it), a running one all but the last, a queued one only the first. Returns how long it took.
+    /// </summary>
+    public static async Task<TimeSpan> SeedEventsAsync(string connectionString, int eventsPerExecution, CancellationToken ct)
+    {
+        var finished = string.Join(", ", ExecutionStatus.Terminal.Select(s => $"'{s}'"));
+        var sql = $$"""
+            INSERT INTO execution_events (execution_id, seq, type, node, data, ts)
+            SELECT e.id, s.seq,
+                   CASE WHEN s.seq = 1 THEN '{{EventTypes.ExecutionQueued}}'
+                        WHEN s.seq = 2 THEN '{{EventTypes.ExecutionStarted}}'
+                        WHEN s.seq = {{eventsPerExecution}} AND e.status IN ({{finished}}) THEN
+                            CASE e.status WHEN '{{ExecutionStatus.Completed}}' THEN '{{EventTypes.ExecutionCompleted}}'
+                                          WHEN '{{ExecutionStatus.Cancelled}}' THEN '{{EventTypes.ExecutionCancelled}}'
+                                          ELSE '{{EventTypes.ExecutionFailed}}' END
+                        ELSE '{{EventTypes.Token}}' END,
+                   NULL,
+                   CASE WHEN s.seq > 2 AND s.seq < {{eventsPerExecution}} THEN '{"text":"chunk of text "}'::jsonb ELSE '{}'::jsonb END,
+                   e.created_at + (s.seq - 1) * interval '10 milliseconds'
+            FROM executions e
+            CROSS JOIN LATERAL generate_series(1, CASE WHEN e.status = '{{ExecutionStatus.Queued}}' THEN 1
+                                                       WHEN e.status IN ({{finished}}) THEN {{eventsPerExecution}}
+                                                       ELSE {{eventsPerExecution - 1}} END) AS s(seq)
+            """;
+        var clock = Stopwatch.StartNew();
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 0 };
+        await command.ExecuteNonQueryAsync(ct);
         return clock.Elapsed;
     }
 

@@ -3,6 +3,7 @@ using AgentLab.Bench;
 
 // dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
+// dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
 {
@@ -20,8 +21,13 @@ switch (command)
             ReadOption(args, "--connection", "") is { Length: > 0 } connection ? connection : null,
             int.Parse(ReadOption(args, "--runs", "20"), CultureInfo.InvariantCulture),
             http: !args.Contains("--no-http"), keep: args.Contains("--keep"));
+    case "retention":
+        return await RetentionBenchmark.RunAsync(int.Parse(ReadOption(args, "--rows", "1000000"), CultureInfo.InvariantCulture),
+            int.Parse(ReadOption(args, "--events-per-execution", "10"), CultureInfo.InvariantCulture),
+            int.Parse(ReadOption(args, "--max-executions", "100000"), CultureInfo.InvariantCulture),
+            ReadOption(args, "--connection", "") is { Length: > 0 } target ? target : null, keep: args.Contains("--keep"));
     default:
-        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history");
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention");
         return 2;
 }
 

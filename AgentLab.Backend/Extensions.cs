@@ -45,6 +45,7 @@ public static class BackendExtensions
         services.AddScoped<ExecutionRunner>();
         services.AddSingleton<ReplicaIdentity>();
         services.AddSingleton<ExecutionQueue>();
+        services.AddSingleton<HeldExecutions>();
         services.AddHostedService<ExecutionWorker>();
         services.AddSingleton<ExecutionRecovery>();
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionRecovery>());

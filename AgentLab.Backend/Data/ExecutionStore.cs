@@ -166,12 +166,17 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
         ct).ConfigureAwait(false);
     }
 
-    /// <summary>Extends the lease of every unfinished execution this replica holds; one statement per heartbeat.</summary>
-    public Task<int> RenewLeasesAsync(string owner, TimeSpan lease, CancellationToken ct)
+    /// <summary>
+    /// Extends the leases of the unfinished executions this replica is working on (<paramref name="ids"/>); one
+    /// statement per heartbeat. Rows it owns but no longer works on are left to lapse.
+    /// </summary>
+    public Task<int> RenewLeasesAsync(string owner, IReadOnlyList<Guid> ids, TimeSpan lease, CancellationToken ct)
     {
+        if (ids.Count == 0)
+            return Task.FromResult(0);
         var until = time.GetUtcNow() + lease;
         return db.Executions
-            .Where(e => e.LeaseOwner == owner && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running))
+            .Where(e => e.LeaseOwner == owner && ids.Contains(e.Id) && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running))
             .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), ct);
     }
 

@@ -5,13 +5,15 @@ namespace AgentLab.Backend.Executions;
 
 /// <summary>
 /// Keeps this replica's claims alive and picks up what crashed replicas left behind:
-/// every third of a lease it renews the lease of every unfinished execution it holds (one UPDATE); every
+/// every third of a lease it renews the leases of the executions it is working on (<see cref="HeldExecutions"/>, one
+/// UPDATE); every
 /// <see cref="ExecutionOptions.SweepIntervalSeconds"/> it fails runs that lost their replica too often
 /// (<c>worker_lost</c>) and takes over lapsed ones into its own queue, as many as it has room for. On a graceful
 /// stop it lets go of its leases at once so that another replica need not wait for them to lapse.
 /// </summary>
 public sealed class ExecutionRecovery(
     ExecutionQueue queue,
+    HeldExecutions held,
     IServiceScopeFactory scopes,
     ReplicaIdentity replica,
     IOptions<ExecutionOptions> options,
@@ -40,7 +42,7 @@ public sealed class ExecutionRecovery(
                 var store = scope.ServiceProvider.GetRequiredService<ExecutionStore>();
                 if (time.GetElapsedTime(lastRenew) >= renewEvery)
                 {
-                    await store.RenewLeasesAsync(replica.Id, lease, stoppingToken).ConfigureAwait(false);
+                    await store.RenewLeasesAsync(replica.Id, held.Snapshot(), lease, stoppingToken).ConfigureAwait(false);
                     lastRenew = time.GetTimestamp();
                 }
                 if (lastSweep == 0 || time.GetElapsedTime(lastSweep) >= sweepEvery)
@@ -76,6 +78,7 @@ public sealed class ExecutionRecovery(
         {
             if (!queue.TryReserve())
                 break;  // the lease lapses again and someone with room takes it
+            held.Hold(record.Id);
             queue.Enqueue(record.Id, record.TraceParent);
             taken.Add(record.Id);
             logger.ExecutionTakenOver(record.Id, record.Status, record.Attempt);

@@ -10,7 +10,7 @@ namespace AgentLab.Backend.Executions;
 /// failed: <see cref="ExecutionRecovery"/> releases their leases so a live replica takes them over.
 /// </summary>
 public sealed class ExecutionWorker(
-    ExecutionQueue queue, IServiceScopeFactory scopes, IOptions<ExecutionOptions> options, ILogger<ExecutionWorker> logger)
+    ExecutionQueue queue, HeldExecutions held, IServiceScopeFactory scopes, IOptions<ExecutionOptions> options, ILogger<ExecutionWorker> logger)
     : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -55,6 +55,11 @@ public sealed class ExecutionWorker(
                     logger.ExecutionRunLostDatabase(id, DatabaseErrors.Describe(ex));
                 else
                     logger.ExecutionRunCrashed(ex, id);
+            }
+            finally
+            {
+                // No longer worked on here: its lease is not renewed any more (lapses, if the row is unfinished).
+                held.Release(id);
             }
         }
     }

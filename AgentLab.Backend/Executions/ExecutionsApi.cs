@@ -60,7 +60,7 @@ public static class ExecutionsApi
     /// with the same body answers with that execution instead of running it again.
     /// </summary>
     public static async Task<IResult> ExecuteAsync(
-        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, DatabaseState database, DatabaseHealth databaseHealth,
+        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, DatabaseState database, DatabaseHealth databaseHealth,
         IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
@@ -117,6 +117,7 @@ public static class ExecutionsApi
 
         AgentLabExecution.SetCurrentId(record.Id);
         loggers.CreateLogger(typeof(ExecutionsApi)).ExecutionAccepted(record.Id, record.Mode, queue.Count);
+        held.Hold(record.Id);
         if (isAsync)
         {
             queue.Enqueue(record.Id, record.TraceParent);
@@ -126,7 +127,15 @@ public static class ExecutionsApi
                 statusCode: StatusCodes.Status202Accepted);
         }
 
-        var run = await runner.RunAsync(record.Id, ExecutionRunner.WhenCancelled.Cancel, ct);
+        ExecutionRunner.RunOutcome run;
+        try
+        {
+            run = await runner.RunAsync(record.Id, ExecutionRunner.WhenCancelled.Cancel, ct);
+        }
+        finally
+        {
+            held.Release(record.Id);
+        }
         if (run.Failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(run.Failure);
         return await AnswerAsync(store, run.Record!, ct);

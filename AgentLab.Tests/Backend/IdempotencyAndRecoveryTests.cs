@@ -1,6 +1,7 @@
 using System.Net;
 using AgentLab.Backend.Data;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using static AgentLab.Tests.Backend.ExecutionLifecycleTests;
 
 namespace AgentLab.Tests.Backend;
@@ -101,6 +102,24 @@ public sealed class IdempotencyAndRecoveryTests : BackendTestBase
         Assert.Equal(1, finishedQueued.GetProperty("attempt").GetInt32());
         Assert.Equal(2, finishedRunning.GetProperty("attempt").GetInt32());
         Assert.Equal(2, Lab.Received.Count(r => r.Path == "/inference/"));
+    }
+
+    [Fact]
+    public async Task Heartbeat_RowThisReplicaOwnsButDropped_IsNotKeptAliveAndGetsRunByTheSweeper()
+    {
+        // A row leased by this very replica that none of its workers holds (as after a run that lost the database
+        // mid-way): the heartbeat must let its lease lapse, or nobody would ever run it.
+        var client = Backend(FastSweep, out var factory);
+        var replica = factory.Services.GetRequiredService<AgentLab.Backend.Executions.ReplicaIdentity>().Id;
+        var dropped = Abandoned(ExecutionStatus.Queued, attempt: 0);
+        dropped.LeaseOwner = replica;
+        dropped.LeaseExpiresAt = DateTimeOffset.UtcNow.AddSeconds(2);
+        await InsertAsync(dropped);
+
+        var finished = await PollUntilAsync(client, dropped.Id.ToString(), s => s == "completed");
+
+        Assert.Equal(1, finished.GetProperty("attempt").GetInt32());
+        Assert.Single(Lab.Received, r => r.Path == "/inference/");
     }
 
     [Fact]

@@ -180,19 +180,22 @@ public sealed class ExecutionStoreTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task RenewLeasesAsync_OnlyThisReplicasUnfinishedRows_GetALaterExpiry()
+    public async Task RenewLeasesAsync_OnlyTheHeldRowsOfThisReplica_GetALaterExpiry()
     {
         var mine = NewRecord("replica-a", leaseExpiresIn: TimeSpan.FromSeconds(2));
+        var mineButDropped = NewRecord("replica-a", leaseExpiresIn: TimeSpan.FromSeconds(2));
         var theirs = NewRecord("replica-b", leaseExpiresIn: TimeSpan.FromSeconds(2));
         await using var db = database.CreateContext();
         var store = new ExecutionStore(db, TimeProvider.System);
-        await store.CreateAsync(mine, Ct);
-        await store.CreateAsync(theirs, Ct);
+        foreach (var record in new[] { mine, mineButDropped, theirs })
+            await store.CreateAsync(record, Ct);
 
-        var renewed = await store.RenewLeasesAsync("replica-a", TimeSpan.FromMinutes(10), Ct);
+        // replica-b's id is passed too: ownership still decides.
+        var renewed = await store.RenewLeasesAsync("replica-a", [mine.Id, theirs.Id], TimeSpan.FromMinutes(10), Ct);
 
         Assert.Equal(1, renewed);
         Assert.True((await store.FindAsync(mine.Id, Ct))!.LeaseExpiresAt > DateTimeOffset.UtcNow.AddMinutes(5));
+        Assert.True((await store.FindAsync(mineButDropped.Id, Ct))!.LeaseExpiresAt < DateTimeOffset.UtcNow.AddMinutes(1));
         Assert.True((await store.FindAsync(theirs.Id, Ct))!.LeaseExpiresAt < DateTimeOffset.UtcNow.AddMinutes(1));
     }
 

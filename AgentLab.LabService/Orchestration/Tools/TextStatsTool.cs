@@ -6,8 +6,8 @@ namespace AgentLab.LabService.Orchestration.Tools;
 
 /// <summary>
 /// <c>text_stats</c>: counts of a text, Unicode-aware (accented letters, ñ, combining marks and emoji are one
-/// character each; ¿ ¡ open a sentence, they do not end one). Sentences are an estimate: '.', '!', '?', '…' end one,
-/// except a '.' between digits (3.14).
+/// character each; ¿ ¡ open a sentence, they do not end one). Sentences are an estimate: '.', '!', '?', '…' or a
+/// blank line end one, except a '.' between digits (3.14).
 /// </summary>
 public sealed class TextStatsTool : ILabTool
 {
@@ -40,14 +40,6 @@ public sealed class TextStatsTool : ILabTool
     /// <summary>The statistics of <paramref name="text"/>.</summary>
     public static TextStats Analyze(string text)
     {
-        // NFC first, so "n" + combining tilde and the precomposed "ñ" are the same word; a lone surrogate makes
-        // Normalize throw, and then the text is counted as it came.
-        if (!text.IsNormalized(NormalizationForm.FormC))
-        {
-            try { text = text.Normalize(NormalizationForm.FormC); }
-            catch (ArgumentException) { }
-        }
-
         var characters = 0;
         var nonSpace = 0;
         var words = 0;
@@ -70,7 +62,7 @@ public sealed class TextStatsTool : ILabTool
                 nonSpace++;
 
             var next = index + element.Length;
-            if (IsWordElement(element) || (word.Length > 0 && IsJoiner(element) && next < text.Length
+            if (IsWordElement(element) || (word.Length > 0 && next < text.Length && IsJoiner(element, word[^1], text[next])
                     && IsWordElement(StringInfo.GetNextTextElement(text, next))))
             {
                 word.Append(element);
@@ -79,7 +71,7 @@ public sealed class TextStatsTool : ILabTool
             else
             {
                 EndWord();
-                if (IsTerminator(element, previous, text, index))
+                if (IsTerminator(element, previous, text, index) || (IsLineBreak(element) && IsLineBreak(previous)))
                 {
                     if (sentenceHasWord)
                         sentences++;
@@ -110,18 +102,58 @@ public sealed class TextStatsTool : ILabTool
             words++;
             wordLetters += wordElements;
             sentenceHasWord = true;
-            var key = word.ToString().ToLowerInvariant();
+            var key = ComposeLatin(word.ToString()).ToLowerInvariant();
             frequencies[key] = frequencies.GetValueOrDefault(key) + 1;
             word.Clear();
             wordElements = 0;
         }
     }
 
+    // The services run with InvariantGlobalization, where string.Normalize left "n" + U+0303 as it was (seen in
+    // TextStatsToolTests), so it would count as a different word than "ñ". This composes the Latin letters of Spanish, Portuguese, French and German;
+    // other scripts keep their combining marks (still one character each: counting is by text element).
+    private static readonly Dictionary<(char Letter, char Mark), char> Compositions = BuildCompositions();
+
+    private static string ComposeLatin(string word)
+    {
+        if (!word.Any(c => c is >= '\u0300' and <= '\u036F'))
+            return word;
+        var result = new StringBuilder(word.Length);
+        foreach (var c in word)
+        {
+            if (result.Length > 0 && Compositions.TryGetValue((result[^1], c), out var composed))
+                result[^1] = composed;
+            else
+                result.Append(c);
+        }
+        return result.ToString();
+    }
+
+    private static Dictionary<(char, char), char> BuildCompositions()
+    {
+        var table = new Dictionary<(char, char), char>();
+        Add('\u0301', "aeiouyAEIOUY", "áéíóúýÁÉÍÓÚÝ");
+        Add('\u0300', "aeiouAEIOU", "àèìòùÀÈÌÒÙ");
+        Add('\u0302', "aeiouAEIOU", "âêîôûÂÊÎÔÛ");
+        Add('\u0303', "anoANO", "ãñõÃÑÕ");
+        Add('\u0308', "aeiouyAEIOUY", "äëïöüÿÄËÏÖÜŸ");
+        Add('\u0327', "cC", "çÇ");
+        return table;
+
+        void Add(char mark, string letters, string composed)
+        {
+            for (var i = 0; i < letters.Length; i++)
+                table[(letters[i], mark)] = composed[i];
+        }
+    }
+
     private static bool IsWordElement(string element) =>
         Rune.TryGetRuneAt(element, 0, out var rune) && Rune.IsLetterOrDigit(rune);
 
-    // An apostrophe or hyphen inside a word keeps it one word: don't, l'agua, bien-estar.
-    private static bool IsJoiner(string element) => element is "'" or "\u2019" or "-" or "\u2010";
+    // An apostrophe or hyphen inside a word keeps it one word (don't, bien-estar), a point or comma inside a number
+    // keeps it one number (3.14, 1,000).
+    private static bool IsJoiner(string element, char before, char after) =>
+        element is "'" or "\u2019" or "-" or "\u2010" || (element is "." or "," && char.IsDigit(before) && char.IsDigit(after));
 
     private static bool IsTerminator(string element, string previous, string text, int index) => element switch
     {
@@ -130,6 +162,9 @@ public sealed class TextStatsTool : ILabTool
         "." => !(previous.Length == 1 && char.IsDigit(previous[0]) && index + 1 < text.Length && char.IsDigit(text[index + 1])),
         _ => false,
     };
+
+    // "\r\n" is one text element; a blank line is two line breaks in a row (a heading, a list item's end).
+    private static bool IsLineBreak(string element) => element is "\n" or "\r" or "\r\n";
 
     private static int CountLines(string text)
     {

@@ -1,0 +1,17 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace AgentLab.LabService.Orchestration.Tools;
+
+public static class ToolsExtensions
+{
+    /// <summary>The built-in tools (calculator, current_time, text_stats) as <see cref="ILabTool"/>s and the <see cref="ToolRegistry"/>.</summary>
+    public static IServiceCollection AddLabTools(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILabTool, CalculatorTool>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILabTool, UtcNowTool>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<ILabTool, TextStatsTool>());
+        services.TryAddSingleton<ToolRegistry>();
+        return services;
+    }
+}

@@ -63,8 +63,8 @@ public static partial class GraphValidator
         {
             if (description.Length > MaxDescriptionLength)
                 errors.Add(new("description", $"'description' is {description.Length} characters; the limit is {MaxDescriptionLength}."));
-            else if (description.Contains('\0'))
-                errors.Add(new("description", "'description' contains a NUL character (\\u0000), which cannot be stored; remove it."));
+            else if (Unstorable(description))
+                errors.Add(new("description", $"'description' {UnstorableText}"));
         }
 
         if (graph.MaxSteps is { } steps && (steps < MinSteps || steps > MaxSteps))
@@ -108,10 +108,10 @@ public static partial class GraphValidator
                 errors.Add(new($"{path}.role", "'role' is required: the node's instructions (its system prompt)."));
             else if (node.Role.Length > MaxRoleLength)
                 errors.Add(new($"{path}.role", $"'role' is {node.Role.Length} characters; the limit is {MaxRoleLength}."));
-            else if (node.Role.Contains('\0'))
-                errors.Add(new($"{path}.role", "'role' contains a NUL character (\\u0000), which cannot be stored; remove it."));
+            else if (Unstorable(node.Role))
+                errors.Add(new($"{path}.role", $"'role' {UnstorableText}"));
 
-            if (node.Model is { } model && (model.Trim().Length == 0 || model.Length > MaxModelLength || model.Contains('\0')))
+            if (node.Model is { } model && (model.Trim().Length == 0 || model.Length > MaxModelLength || Unstorable(model)))
                 errors.Add(new($"{path}.model", "'model' must be a model name or alias such as 'mistral7b' or 'llama3.2:latest' (see GET /models/), or left out for the run's model."));
 
             if (node.Output is { } output && !GraphOutputs.All.Contains(output))
@@ -414,6 +414,25 @@ public static partial class GraphValidator
                 Connect(v);
         }
         return components;
+    }
+
+    private const string UnstorableText =
+        "contains a NUL character (\\u0000) or a lone UTF-16 surrogate, which PostgreSQL cannot store (text, jsonb); remove it.";
+
+    /// <summary>NUL or an unpaired surrogate: JSON can carry both as escapes, but the Backend's jsonb column refuses them.</summary>
+    private static bool Unstorable(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\0')
+                return true;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                i++;
+            else if (char.IsSurrogate(c))
+                return true;
+        }
+        return false;
     }
 
     private static string Known(Dictionary<string, int> nodes) =>

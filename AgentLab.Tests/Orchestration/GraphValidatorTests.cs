@@ -238,6 +238,31 @@ public sealed class GraphValidatorTests
     }
 
     [Fact]
+    public void Parse_LoneSurrogate_RefusedBeforeItCouldReachJsonb()
+    {
+        var json = ReviewLoop.Replace("You write.", "a\\ud800b", StringComparison.Ordinal);
+
+        Assert.Throws<JsonException>(() => Parse(json));
+    }
+
+    [Fact]
+    public void Validate_LoneSurrogateBuiltInCode_RoleError()
+    {
+        var graph = Parse(ReviewLoop);
+        graph.Nodes![0].Role = "a\ud800b";
+
+        Single(GraphValidator.Validate(graph), "nodes[0].role");
+    }
+
+    [Fact]
+    public void Validate_SurrogatePairInRole_Valid()
+    {
+        var json = ReviewLoop.Replace("You write.", "emoji \\ud83d\\ude00 ok", StringComparison.Ordinal);
+
+        Assert.Empty(Validate(json));
+    }
+
+    [Fact]
     public void Validate_DescriptionTooLong_DescriptionError()
     {
         var json = ReviewLoop.Replace("write, criticise, revise", new string('d', GraphValidator.MaxDescriptionLength + 1), StringComparison.Ordinal);

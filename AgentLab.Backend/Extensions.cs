@@ -51,6 +51,7 @@ public static class BackendExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionRecovery>());
         services.AddScoped<History.HistoryQuery>();
         services.AddScoped<Metrics.MetricsQuery>();
+        services.AddScoped<Graphs.GraphStore>();
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

@@ -24,6 +24,8 @@ namespace AgentLab.Backend;
 [JsonSerializable(typeof(DetailedHealthReport))]
 [JsonSerializable(typeof(AgentLab.Backend.History.HistoryPage))]
 [JsonSerializable(typeof(AgentLab.Backend.Metrics.MetricsReport))]
+[JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphList))]
+[JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphDetail))]
 public sealed partial class BackendJsonContext : JsonSerializerContext
 {
     /// <summary>
@@ -53,5 +55,6 @@ public sealed partial class BackendJsonContext : JsonSerializerContext
 [JsonSerializable(typeof(ModelList))]
 [JsonSerializable(typeof(LabHealthReport))]
 [JsonSerializable(typeof(InferenceMetrics))]
+[JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphValidation))]
 [JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
 public sealed partial class LabJsonContext : JsonSerializerContext;

@@ -106,4 +106,10 @@ internal static partial class Log
     [LoggerMessage(1202, LogLevel.Warning,
         "Metrics took {ElapsedMs} ms for [{From}, {To}); a narrow window spanning no whole UTC day reads raw rows, a wide one reads the daily rollup")]
     public static partial void MetricsSlow(this ILogger logger, double elapsedMs, DateTimeOffset? from, DateTimeOffset? to);
+
+    [LoggerMessage(1500, LogLevel.Information, "Graph {GraphName} {Outcome} (version {Version})")]
+    public static partial void GraphSaved(this ILogger logger, string graphName, string outcome, int version);
+
+    [LoggerMessage(1501, LogLevel.Information, "Graph {GraphName} deleted")]
+    public static partial void GraphDeleted(this ILogger logger, string graphName);
 }

@@ -1,5 +1,6 @@
 using AgentLab.Backend;
 using AgentLab.Backend.Executions;
+using AgentLab.Backend.Graphs;
 using AgentLab.Backend.Health;
 using AgentLab.Backend.History;
 using AgentLab.Backend.Metrics;
@@ -19,6 +20,7 @@ app.MapExecutionsApi();
 app.MapHistoryApi();
 app.MapMetricsApi();
 app.MapModelsApi();
+app.MapGraphsApi();
 app.MapHealthApi();
 app.MapApiDocs();
 app.Run();

@@ -29,4 +29,7 @@ internal static partial class Log
 
     [LoggerMessage(3002, LogLevel.Warning, "Inference stream ended with an error event {Code} after it started")]
     public static partial void StreamFailed(this ILogger logger, string code, Exception exception);
+
+    [LoggerMessage(2450, LogLevel.Information, "Graph definition {GraphName} refused: {ErrorCount} error(s), the first at {FirstPath}")]
+    public static partial void GraphRejected(this ILogger logger, string? graphName, int errorCount, string firstPath);
 }

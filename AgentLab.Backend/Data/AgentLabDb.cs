@@ -16,6 +16,7 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
     public DbSet<NodeStateRecord> NodeStates => Set<NodeStateRecord>();
     public DbSet<ExecutionEventRecord> Events => Set<ExecutionEventRecord>();
     public DbSet<ExecutionLogRecord> Logs => Set<ExecutionLogRecord>();
+    public DbSet<AgentLab.Backend.Graphs.GraphRecord> Graphs => Set<AgentLab.Backend.Graphs.GraphRecord>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -53,6 +54,13 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
             e.Property(x => x.Id).UseIdentityAlwaysColumn();
             e.HasIndex(x => new { x.ExecutionId, x.Id }).HasDatabaseName("execution_logs_execution_idx");
             e.HasOne<ExecutionRecord>().WithMany().HasForeignKey(x => x.ExecutionId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<AgentLab.Backend.Graphs.GraphRecord>(e =>
+        {
+            e.ToTable("graphs");
+            e.HasKey(x => x.Name);
+            e.Property(x => x.Definition).HasColumnType("jsonb");
         });
 
         // snake_case columns without a naming-convention package (none is available here).

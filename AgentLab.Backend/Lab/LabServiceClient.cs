@@ -32,6 +32,8 @@ public sealed class LabServiceClient(HttpClient http)
 /// </summary>
 public sealed class LabServiceReadClient(HttpClient http)
 {
+    internal HttpClient Http => http;
+
     public async Task<ModelList> GetModelsAsync(TimeSpan timeout, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -74,6 +76,37 @@ public sealed class LabServiceReadClient(HttpClient http)
                 report = null;
             }
             return new LabHealthAnswer((int)response.StatusCode, report);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new LabServiceTimeoutException(timeout);
+        }
+    }
+}
+
+/// <summary>Graph validation by LabService (<c>POST /orchestrate/graphs/validate</c>).</summary>
+public static class LabGraphValidation
+{
+    /// <summary>
+    /// Sends a graph definition, as received, to LabService's validator: the validated summary, or
+    /// <see cref="LabServiceProblemException"/> (400 <c>invalid_graph</c> / <c>invalid_json</c> with their errors).
+    /// The validator is pure computation, so a repeat is harmless; but it is a POST, which the idempotent pipeline
+    /// passes through without retrying.
+    /// </summary>
+    public static async Task<Graphs.GraphValidation> ValidateGraphAsync(this LabServiceReadClient lab, byte[] definition,
+        TimeSpan timeout, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        var content = new ByteArrayContent(definition);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        using var message = new HttpRequestMessage(HttpMethod.Post, "orchestrate/graphs/validate") { Content = content };
+        message.Headers.Accept.Add(new System.Net.Http.Headers.MediaTypeWithQualityHeaderValue("application/json"));
+        try
+        {
+            using var response = await LabHttp.SendAsync(lab.Http, message, static r => r.IsSuccessStatusCode, deadline.Token)
+                .ConfigureAwait(false);
+            return await LabHttp.ReadJsonAsync(response, LabJsonContext.Default.GraphValidation, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
         {

@@ -54,6 +54,11 @@ public sealed class FakeLabService : IAsyncDisposable
     public Func<HttpContext, Task> Models { get; set; } = Json(StatusCodes.Status200OK, ModelsJson);
     public Func<HttpContext, Task> Health { get; set; } = Json(StatusCodes.Status200OK, HealthyJson);
 
+    /// <summary><c>POST /orchestrate/graphs/validate</c>; by default accepts any definition named "review-loop".</summary>
+    public Func<HttpContext, Task> ValidateGraph { get; set; } = Json(StatusCodes.Status200OK, GraphValidJson);
+
+    public const string GraphValidJson = """{"valid":true,"name":"review-loop","nodes":2,"edges":3,"max_steps":12}""";
+
     public static async Task<FakeLabService> StartAsync(CancellationToken ct)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -68,6 +73,7 @@ public sealed class FakeLabService : IAsyncDisposable
         app.MapPost("/inference/", async ctx => { await Record(fake!, ctx); await fake!.Inference(ctx); });
         app.MapGet("/models/", async ctx => { await Record(fake!, ctx); await fake!.Models(ctx); });
         app.MapGet("/health", async ctx => { await Record(fake!, ctx); await fake!.Health(ctx); });
+        app.MapPost("/orchestrate/graphs/validate", async ctx => { await Record(fake!, ctx); await fake!.ValidateGraph(ctx); });
 
         await app.StartAsync(ct).WaitAsync(TimeSpan.FromSeconds(10), ct);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -1,0 +1,135 @@
+using System.Text;
+using AgentLab.Backend.Lab;
+using AgentLab.ServiceDefaults;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.Backend.Graphs;
+
+/// <summary>
+/// <c>/api/v1/graphs</c>: custom graphs registered by name. LabService validates every definition before it is
+/// stored; a graph is run with <c>"graph": "&lt;name&gt;"</c> on an orchestrator execution.
+/// </summary>
+/// <remarks>
+/// Registering a name that holds another definition is 409 <c>graph_exists</c> unless <c>?replace=true</c>
+/// (then 200, version + 1): a typo in a name must not silently overwrite someone's graph. Registering the very same
+/// definition again is 200 with nothing changed, so a client may retry a registration whose answer it lost.
+/// </remarks>
+public static class GraphsApi
+{
+    /// <summary>Largest definition accepted (20 nodes of 8,000-character roles fit with room to spare).</summary>
+    public const int MaxDefinitionBytes = 256 * 1024;
+
+    public static RouteGroupBuilder MapGraphsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/graphs").WithTags("Graphs");
+
+        group.MapPost("", RegisterAsync)
+            .WithName("RegisterGraph")
+            .WithSummary("Register a custom graph (validated by LabService)")
+            .WithDescription(
+                "Body: a graph definition {name, description?, entry, max_steps?, nodes: [{name, role, model?, output: text|verdict, " +
+                "tools?}], edges: [{from, to, when?: pass|revise|fail}]}. 201 with Location when new; 200 when the same definition " +
+                "is already registered (unchanged) or, with ?replace=true, when it replaced another (version + 1); 409 graph_exists " +
+                "when the name holds another definition; 400 invalid_graph with errors [{path, message}].")
+            .Accepts<GraphDetail>("application/json")
+            .Produces<GraphDetail>(StatusCodes.Status201Created)
+            .Produces<GraphDetail>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("", ListAsync).WithName("ListGraphs").WithSummary("Registered graphs, by name")
+            .Produces<GraphList>(StatusCodes.Status200OK);
+        group.MapGet("/{name}", GetAsync).WithName("GetGraph").WithSummary("A registered graph with its definition")
+            .Produces<GraphDetail>(StatusCodes.Status200OK).ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapDelete("/{name}", DeleteAsync).WithName("DeleteGraph").WithSummary("Remove a registered graph")
+            .Produces(StatusCodes.Status204NoContent).ProducesProblem(StatusCodes.Status404NotFound);
+        return group;
+    }
+
+    public static async Task<IResult> RegisterAsync(HttpContext context, GraphStore store, LabServiceReadClient lab,
+        IOptions<LabServiceOptions> options, ILogger<GraphStore> logger, CancellationToken ct)
+    {
+        var request = context.Request;
+        bool replace;
+        switch (request.Query["replace"].ToString())
+        {
+            case "" or "false":
+                replace = false;
+                break;
+            case "true":
+                replace = true;
+                break;
+            default:
+                return Problems.Create(StatusCodes.Status400BadRequest, "validation_failed", "The request is not valid",
+                    "'replace' must be true or false.", [new("errors", new Dictionary<string, string[]> { ["replace"] = ["must be true or false"] })]);
+        }
+        if (!request.HasJsonContentType())
+        {
+            return Problems.Create(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "The request body must be JSON",
+                $"Content-Type was '{request.ContentType ?? "(none)"}'; send the graph definition as 'application/json'.");
+        }
+        if (await ReadBodyAsync(request, ct) is not { } body)
+        {
+            return Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The graph definition is too large",
+                $"A definition may be at most {MaxDefinitionBytes / 1024} KiB.");
+        }
+
+        // LabService owns the rules (the same validator its runtime trusts); its 400 passes through as is.
+        var validation = await lab.ValidateGraphAsync(body, TimeSpan.FromSeconds(options.Value.QueryTimeoutSeconds), ct);
+        var (outcome, record) = await store.SaveAsync(validation.Name, Encoding.UTF8.GetString(body), replace, ct);
+        if (outcome == GraphWriteOutcome.Conflict)
+        {
+            return Problems.Create(StatusCodes.Status409Conflict, "graph_exists", "A graph with this name exists",
+                $"'{record.Name}' is already registered (version {record.Version}) with another definition. Send it with " +
+                "?replace=true to replace it, or choose another name.",
+                [new("name", record.Name), new("version", record.Version)]);
+        }
+
+        logger.GraphSaved(record.Name, outcome.ToString().ToLowerInvariant(), record.Version);
+        if (outcome == GraphWriteOutcome.Created)
+            context.Response.Headers.Location = $"/api/v1/graphs/{record.Name}";
+        return TypedResults.Json(GraphDetail.From(record), BackendJsonContext.Wire.GraphDetail,
+            statusCode: outcome == GraphWriteOutcome.Created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
+    }
+
+    public static async Task<JsonHttpResult<GraphList>> ListAsync(GraphStore store, CancellationToken ct) =>
+        TypedResults.Json(new GraphList { Graphs = await store.ListAsync(ct) }, BackendJsonContext.Wire.GraphList);
+
+    public static async Task<Results<JsonHttpResult<GraphDetail>, ProblemHttpResult>> GetAsync(string name, GraphStore store,
+        CancellationToken ct) =>
+        await store.FindAsync(name, ct) is { } record
+            ? TypedResults.Json(GraphDetail.From(record), BackendJsonContext.Wire.GraphDetail)
+            : NotFound(name);
+
+    public static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, GraphStore store,
+        ILogger<GraphStore> logger, CancellationToken ct)
+    {
+        if (!await store.DeleteAsync(name, ct))
+            return NotFound(name);
+        logger.GraphDeleted(name);
+        return TypedResults.NoContent();
+    }
+
+    private static ProblemHttpResult NotFound(string name) =>
+        Problems.Create(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
+            $"No graph is registered as '{(name.Length <= 60 ? name : name[..57] + "...")}'. GET /api/v1/graphs lists them; " +
+            "POST /api/v1/graphs registers one.");
+
+    /// <summary>The body, or null when it is larger than <see cref="MaxDefinitionBytes"/>.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct)
+    {
+        if (request.ContentLength > MaxDefinitionBytes)
+            return null;
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + read > MaxDefinitionBytes)
+                return null;
+            buffer.Write(chunk, 0, read);
+        }
+        return buffer.ToArray();
+    }
+}

@@ -10,7 +10,8 @@ public sealed record GraphEdge(string From, string To, string? Label = null, Fun
 }
 
 /// <summary>Retry with exponential backoff, only for a node that has not produced any output yet.</summary>
-public sealed record RetryPolicy(int MaxAttempts = 1, TimeSpan? InitialDelay = null, double Multiplier = 2, TimeSpan? MaxDelay = null)
+public sealed record RetryPolicy(int MaxAttempts = 1, TimeSpan? InitialDelay = null, double Multiplier = 2, TimeSpan? MaxDelay = null,
+    Func<Exception, bool>? RetryOn = null)
 {
     public static RetryPolicy None { get; } = new();
 

@@ -108,10 +108,10 @@ public sealed class GraphRunner(IChatClient chat)
                 if (stop is not null)
                     break;
 
+                var observed = new ObservedStep(state, [.. outcomes.SelectMany(o => o.Runs)], scope.Usage, options.Budget,
+                    (level, message) => scope.Emit(new LogEvent { Node = null, Level = level, Message = message, Ts = scope.Now }));
                 foreach (var observer in options.Observers)
-                {
-                    stop ??= observer.OnStep(state, [.. outcomes.SelectMany(o => o.Runs)], scope.Usage, options.Budget);
-                }
+                    stop ??= observer.OnStep(observed);
                 if (stop is not null)
                     break;
 
@@ -270,7 +270,8 @@ public sealed class GraphRunner(IChatClient chat)
                     GraphStopException stopEx => stopEx.Code,
                     _ => LabExceptionHandler.TryMap(ex)?.Code ?? "node_error",
                 };
-                var retryable = ex is not GraphStopException and not OperationCanceledException;
+                var retryable = ex is not GraphStopException and not OperationCanceledException
+                    && (graphNode.Retry.RetryOn?.Invoke(ex) ?? true);
                 var willRetry = retryable && attempt < graphNode.Retry.MaxAttempts && !ctx.HasProducedOutput;
                 Finish(NodeRun.FailedStatus, null, new NodeRunError { Code = code, Message = ex.Message });
                 scope.Emit(new NodeFailedEvent { Node = name, Code = code, Message = ex.Message, Attempt = attempt, WillRetry = willRetry, Ts = scope.Now });

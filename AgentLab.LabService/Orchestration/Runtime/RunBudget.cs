@@ -37,8 +37,12 @@ public sealed record RunUsage(int ModelCalls, int PromptTokens, int CompletionTo
 public interface IGraphObserver
 {
     /// <summary>After each step's nodes completed and were merged into the state.</summary>
-    StopReason? OnStep(GraphState state, IReadOnlyList<NodeRun> completed, RunUsage usage, RunBudget budget);
+    StopReason? OnStep(ObservedStep step);
 
     /// <summary>Once at the end, before the final event: may write the result's report.</summary>
     void OnCompleted(GraphRunResult result, RunBudget budget);
 }
+
+/// <summary>One step as an observer sees it; <see cref="Log"/> writes a <c>log</c> event into the run.</summary>
+public sealed record ObservedStep(GraphState State, IReadOnlyList<NodeRun> Runs, RunUsage Usage, RunBudget Budget,
+    Action<string, string> Log);

@@ -1,6 +1,7 @@
 using AgentLab.LabService;
 using AgentLab.LabService.Inference;
 using AgentLab.LabService.Models;
+using AgentLab.LabService.Orchestration;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
@@ -11,4 +12,5 @@ app.UseExceptionHandler();
 app.MapDefaultEndpoints();
 app.MapInferenceApi();
 app.MapModelsApi();
+app.MapOrchestrateApi();
 app.Run();

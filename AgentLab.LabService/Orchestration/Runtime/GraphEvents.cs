@@ -1,5 +1,3 @@
-using System.Text.Json.Serialization;
-
 namespace AgentLab.LabService.Orchestration.Runtime;
 
 /// <summary>
@@ -10,7 +8,7 @@ public abstract class GraphEvent
 {
     public long Seq { get; internal set; }
 
-    [JsonIgnore] public abstract string Type { get; }
+    public abstract string Type { get; }
     public string? Node { get; init; }
     public DateTimeOffset Ts { get; init; }
 }

@@ -33,6 +33,7 @@ namespace AgentLab.LabService;
 [JsonSerializable(typeof(NodeCompletedEvent))]
 [JsonSerializable(typeof(NodeFailedEvent))]
 [JsonSerializable(typeof(LogEvent))]
+[JsonSerializable(typeof(OrchestratorInfo))]
 public sealed partial class LabJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -17,11 +17,13 @@ namespace AgentLab.LabService.Orchestration;
 public static class OrchestrateApi
 {
     private const string ToolsCapability = "tools";
+    private const string CompletionCapability = "completion";
 
     public static RouteGroupBuilder MapOrchestrateApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/orchestrate").WithTags("Orchestration");
         group.MapPost("/", OrchestrateAsync).WithName("Orchestrate");
+        group.MapGet("/", DescribeAsync).WithName("DescribeOrchestrator");
         return group;
     }
 
@@ -128,6 +130,87 @@ public static class OrchestrateApi
                 [.. error.Extensions ?? [], new("stop_reason", response.StopReason), new("flow", response.Flow)]);
         }
         return TypedResults.Json(response, LabJsonContext.Wire.OrchestrateResponse);
+    }
+
+    /// <summary>
+    /// The graph, each worker's readiness and whether the model (<c>?model=</c>, default the configured one) is
+    /// available with what the workers need. Reads the model list only; never generates.
+    /// </summary>
+    public static async Task<IResult> DescribeAsync(string? model, ModelManager models, LabGraphFactory factory,
+        ILabToolProvider toolProvider, CancellationToken ct)
+    {
+        var requested = string.IsNullOrWhiteSpace(model) ? models.DefaultModel : model.Trim();
+        var (graph, _) = factory.Build(new LabGraphSettings { Model = models.ResolveAlias(requested) }, []);
+        var server = new ModelServerStatus();
+        var fitness = new ModelFitness { Requested = requested };
+        try
+        {
+            var info = await models.GetServerAsync(ct);
+            (server.Reachable, server.Kind, server.Version) = (true, info.Kind, info.Version);
+            var resolved = await models.ResolveAsync(requested, ct);
+            fitness.Name = resolved.Name;
+            fitness.Available = true;
+            fitness.Loaded = resolved.Loaded;
+            fitness.Capabilities = [.. resolved.Capabilities];
+            // An empty list means an Ollama too old to report capabilities: assume completion, as /inference/ does.
+            fitness.Completion = resolved.Capabilities.Count == 0 || resolved.Capabilities.Contains(CompletionCapability);
+            fitness.Tools = resolved.Capabilities.Contains(ToolsCapability);
+            // Ollama constrains any generating model's output with 'format'.
+            fitness.JsonFormat = fitness.Completion;
+        }
+        catch (Exception ex) when (LabExceptionHandler.TryMap(ex) is { } error)
+        {
+            if (!server.Reachable)
+                server.Reason = error.Detail;
+            fitness.Reason = error.Detail;
+        }
+
+        var tools = toolProvider.Names.ToList();
+        var workers = LabWorkers.All.Select(name => Worker(name, factory.Prompts, fitness, tools.Count > 0)).ToList();
+        return TypedResults.Json(new OrchestratorInfo
+        {
+            Graph = new GraphInfo
+            {
+                Name = graph.Name,
+                Entry = graph.Entry,
+                Nodes = [.. graph.Nodes.Keys, LabWorkers.Monitor],
+                Edges = [.. graph.Edges.Select(e => new EdgeInfo { From = e.From, To = e.To, Label = e.Label, Conditional = e.IsConditional })],
+                DefaultMaxIterations = LabGraphSettings.DefaultMaxIterations,
+            },
+            Workers = workers,
+            Model = fitness,
+            ModelServer = server,
+            Tools = tools,
+            Ready = workers.All(w => w.Ready),
+        }, LabJsonContext.Wire.OrchestratorInfo);
+    }
+
+    private static WorkerInfo Worker(string name, PromptLibrary prompts, ModelFitness model, bool toolsConfigured)
+    {
+        if (name == LabWorkers.Monitor)
+            return new WorkerInfo { Name = name, Ready = true, Needs = [] };   // observes the run; makes no model calls
+        List<string> needs = [CompletionCapability];
+        if (name == LabWorkers.Validator)
+            needs.Add("json_format");
+        if (name == LabWorkers.Executor && toolsConfigured)
+            needs.Add(ToolsCapability);
+        string? version = null;
+        string? reason = null;
+        try
+        {
+            version = prompts.Get(name).Version;
+        }
+        catch (InvalidOperationException ex)
+        {
+            reason = ex.Message;
+        }
+        reason ??= !model.Available ? $"model '{model.Requested}' is not available: {model.Reason}"
+            : !model.Completion ? $"model '{model.Name}' cannot generate text"
+            : needs.Contains(ToolsCapability) && !model.Tools ? $"model '{model.Name}' does not support tools; the executor can run without them"
+            : null;
+        // Tools are optional for the executor: a model without them only limits requests that ask for tools.
+        var ready = version is not null && model.Available && model.Completion;
+        return new WorkerInfo { Name = name, Ready = ready, PromptVersion = version, Needs = needs, Reason = reason };
     }
 
     private static async Task StreamAsync(HttpContext context, IAsyncEnumerable<GraphEvent> events, string model,

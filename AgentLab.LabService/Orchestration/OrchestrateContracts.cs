@@ -80,3 +80,65 @@ public sealed class OrchestrationOptions
     [System.ComponentModel.DataAnnotations.Range(1, 100)] public int MaxIterationsLimit { get; set; } = 10;
     [System.ComponentModel.DataAnnotations.Range(1, 86_400)] public double WallTimeSeconds { get; set; } = 1800;
 }
+
+/// <summary><c>GET /orchestrate/</c>: the graph, each worker's readiness and the model's fitness, without generating.</summary>
+public sealed class OrchestratorInfo
+{
+    public required GraphInfo Graph { get; set; }
+    public required List<WorkerInfo> Workers { get; set; }
+    public required ModelFitness Model { get; set; }
+    public required ModelServerStatus ModelServer { get; set; }
+    public required List<string> Tools { get; set; }
+
+    /// <summary>True when every worker is ready.</summary>
+    public bool Ready { get; set; }
+}
+
+public sealed class GraphInfo
+{
+    public required string Name { get; set; }
+    public required string Entry { get; set; }
+    public required List<string> Nodes { get; set; }
+    public required List<EdgeInfo> Edges { get; set; }
+    public int DefaultMaxIterations { get; set; }
+}
+
+public sealed class EdgeInfo
+{
+    public required string From { get; set; }
+    public required string To { get; set; }
+    public string? Label { get; set; }
+    public bool Conditional { get; set; }
+}
+
+public sealed class WorkerInfo
+{
+    public required string Name { get; set; }
+    public bool Ready { get; set; }
+    public string? PromptVersion { get; set; }
+
+    /// <summary>Model capabilities the worker needs (<c>completion</c>, <c>json_format</c>, <c>tools</c> when tools are used).</summary>
+    public required List<string> Needs { get; set; }
+    public string? Reason { get; set; }
+}
+
+public sealed class ModelFitness
+{
+    public required string Requested { get; set; }
+    public string? Name { get; set; }
+    public bool Available { get; set; }
+    public bool Loaded { get; set; }
+    public List<string> Capabilities { get; set; } = [];
+    public bool Completion { get; set; }
+    public bool Tools { get; set; }
+    public bool JsonFormat { get; set; }
+    public string? Reason { get; set; }
+}
+
+public sealed class ModelServerStatus
+{
+    public bool Reachable { get; set; }
+    public string? Kind { get; set; }
+    public string? Version { get; set; }
+    public string? Reason { get; set; }
+}

@@ -33,6 +33,12 @@ public sealed class OrchestrateApiTests
         {
             // Zero latency: these tests are about the contract, not timing.
             var options = new SimulatorOptions { TimeToFirstTokenMs = 0, TokenLatencyMs = 0, LoadDurationMs = 0, PullStepDelayMs = 0 };
+            options.Models.AddRange(
+            [
+                new SimulatedModel { Name = "midstream:7b", Fault = "error_mid_stream:3" },
+                // Slow enough that a run is surely still generating when the client goes away.
+                new SimulatedModel { Name = "crawl:7b", TokenLatencyMs = 200 },
+            ]);
             var simulator = await SimulatorHost.StartAsync(options, Ct).WaitAsync(Bound, Ct);
             var factory = new WebApplicationFactory<LabServiceMarker>().WithWebHostBuilder(builder =>
             {
@@ -146,5 +152,90 @@ public sealed class OrchestrateApiTests
         Assert.Equal(status, response.StatusCode);
         Assert.Equal(code, (await ReadJsonAsync(response)).GetProperty("code").GetString());
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
+    public async Task Orchestrate_ModelFailsMidRun_MappedLikeInferenceWithTheFlowSoFar()
+    {
+        await using var lab = await Lab.StartAsync();
+
+        var response = await lab.PostAsync("""{"prompt":"Explain caching","model":"midstream:7b"}""");
+
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        var problem = await ReadJsonAsync(response);
+        Assert.Equal("model_error", problem.GetProperty("code").GetString());
+        Assert.Equal("node_failed", problem.GetProperty("stop_reason").GetProperty("code").GetString());
+        var node = Assert.Single(problem.GetProperty("flow").GetProperty("nodes").EnumerateArray());
+        Assert.Equal(("analyzer", "failed"), (node.GetProperty("name").GetString(), node.GetProperty("status").GetString()));
+        // Tokens had been streamed: the node is not retried.
+        Assert.Equal(1, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
+    public async Task Orchestrate_ClientDisconnects_RunAndModelCallAreCancelled()
+    {
+        await using var lab = await Lab.StartAsync();
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/orchestrate/")
+        {
+            Content = new StringContent("""{"prompt":"Explain caching","model":"crawl:7b"}""", Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+        var response = await lab.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).WaitAsync(Bound, Ct);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+        string? line;
+        do
+            line = await reader.ReadLineAsync(cts.Token).AsTask().WaitAsync(Bound, Ct);
+        while (line is not null && !line.Contains("\"token\"", StringComparison.Ordinal));
+
+        await cts.CancelAsync();
+        response.Dispose();
+
+        var deadline = DateTime.UtcNow + Bound;
+        while (lab.Simulator.Stats.AbortedRequests == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(20, Ct);
+        Assert.Equal(1, lab.Simulator.Stats.AbortedRequests);
+        Assert.Equal(1, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
+    public async Task Describe_DefaultModel_ReportsGraphReadyWorkersAndCapabilitiesWithoutGenerating()
+    {
+        await using var lab = await Lab.StartAsync();
+
+        var response = await lab.Client.GetAsync("/orchestrate/", Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await ReadJsonAsync(response);
+        Assert.True(body.GetProperty("ready").GetBoolean());
+        var graph = body.GetProperty("graph");
+        Assert.Equal("analyzer", graph.GetProperty("entry").GetString());
+        Assert.Contains(graph.GetProperty("edges").EnumerateArray(), e =>
+            e.GetProperty("from").GetString() == "validator" && e.GetProperty("to").GetString() == "executor"
+            && e.GetProperty("label").GetString() == "revise");
+        Assert.Equal(["analyzer", "executor", "validator", "monitor"],
+            body.GetProperty("workers").EnumerateArray().Select(w => w.GetProperty("name").GetString()));
+        var model = body.GetProperty("model");
+        Assert.Equal("mistral:7b", model.GetProperty("name").GetString());
+        Assert.True(model.GetProperty("tools").GetBoolean());
+        Assert.True(model.GetProperty("json_format").GetBoolean());
+        Assert.Equal("simulator", body.GetProperty("model_server").GetProperty("kind").GetString());
+        Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
+    }
+
+    [Fact]
+    public async Task Describe_UnknownModel_WorkersNotReadyWithTheReason()
+    {
+        await using var lab = await Lab.StartAsync();
+
+        var response = await lab.Client.GetAsync("/orchestrate/?model=nope:1b", Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await ReadJsonAsync(response);
+        Assert.False(body.GetProperty("ready").GetBoolean());
+        Assert.False(body.GetProperty("model").GetProperty("available").GetBoolean());
+        var analyzer = body.GetProperty("workers")[0];
+        Assert.False(analyzer.GetProperty("ready").GetBoolean());
+        Assert.Contains("nope:1b", analyzer.GetProperty("reason").GetString());
     }
 }

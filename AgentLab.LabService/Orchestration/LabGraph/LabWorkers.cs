@@ -182,6 +182,8 @@ public sealed class ValidatorNode(Prompt prompt, LabGraphSettings settings) : IL
         var values = LabWorkers.Values(state);
         List<ChatMessage> messages = [new(ChatRole.System, prompt.System), new(ChatRole.User, prompt.Render("User", values))];
         var options = LabWorkers.Options(settings);
+        // max_tokens is for the answer: a verdict cut short is malformed JSON, so the validator is not limited by it.
+        options.MaxOutputTokens = null;
         // OllamaClient sends a JSON-schema response format as Ollama's "format".
         options.ResponseFormat = ChatResponseFormat.ForJsonSchema(VerdictSchema, "verdict");
 

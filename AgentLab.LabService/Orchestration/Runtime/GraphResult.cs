@@ -39,7 +39,7 @@ public sealed class StopReason
     /// <summary>The exception behind a <c>node_failed</c>, so an API can map it like any other failure.</summary>
     [JsonIgnore] public Exception? Error { get; init; }
 
-    public bool IsSuccess => Code == StopCodes.Completed;
+    [JsonIgnore] public bool IsSuccess => Code == StopCodes.Completed;
 }
 
 /// <summary>Metrics of one node attempt (durations in ms).</summary>

@@ -1,5 +1,8 @@
+using AgentLab.LabService.Orchestration.Tools;
 using AgentLab.LabService.Models;
 using AgentLab.LabService.Ollama;
+using AgentLab.LabService.Orchestration;
+using AgentLab.LabService.Orchestration.LabGraph;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -33,6 +36,10 @@ public static class Extensions
             });
         services.AddTransient<IChatClient>(sp => sp.GetRequiredService<OllamaClient>());
         services.AddSingleton<ModelManager>();
+        services.AddOptions<OrchestrationOptions>().BindConfiguration(OrchestrationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(_ => new PromptLibrary(PromptLibrary.DefaultDirectory));
+        services.AddSingleton<LabGraphFactory>();
+        services.AddLabTools();   // calculator, current_time, text_stats for the executor
 
         services.AddExceptionHandler<LabExceptionHandler>();
         services.AddHealthChecks().AddCheck<ModelServerHealthCheck>(ModelServerHealthCheck.Name, HealthStatus.Degraded);

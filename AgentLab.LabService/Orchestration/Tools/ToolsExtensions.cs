@@ -4,7 +4,7 @@ namespace AgentLab.LabService.Orchestration.Tools;
 
 public static class ToolsExtensions
 {
-    /// <summary>The built-in tools (calculator, current_time, text_stats) as <see cref="ILabTool"/>s and the <see cref="ToolRegistry"/>.</summary>
+    /// <summary>The built-in tools (calculator, current_time, text_stats) as <see cref="ILabTool"/>s, the <see cref="ToolRegistry"/>, and the executor's <see cref="ILabToolProvider"/> over them.</summary>
     public static IServiceCollection AddLabTools(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
@@ -12,6 +12,7 @@ public static class ToolsExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILabTool, UtcNowTool>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<ILabTool, TextStatsTool>());
         services.TryAddSingleton<ToolRegistry>();
+        services.TryAddSingleton<ILabToolProvider, RegistryToolProvider>();
         return services;
     }
 }

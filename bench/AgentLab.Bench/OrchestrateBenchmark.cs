@@ -1,0 +1,277 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using AgentLab.LabService;
+using AgentLab.LabService.Models;
+using AgentLab.LabService.Orchestration;
+using AgentLab.LabService.Orchestration.LabGraph;
+using AgentLab.LabService.Orchestration.Runtime;
+using AgentLab.ModelSimulator;
+using ChatMessage = Microsoft.Extensions.AI.ChatMessage;
+using ChatResponse = Microsoft.Extensions.AI.ChatResponse;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace AgentLab.Bench;
+
+/// <summary>
+/// What the orchestrator costs on top of the model calls it makes: the four-worker lab graph through GraphRunner
+/// against the very same model calls made directly on the same <see cref="IChatClient"/>, then the graph through
+/// <c>POST /orchestrate/</c> on a real socket, with the simulator at zero token latency so that only our code shows.
+/// </summary>
+/// <remarks>
+/// Everything runs in this process (simulator, LabService on Kestrel, the graph), so the in-process graph and the
+/// HTTP one share the JIT'd code and the machine. The paths are interleaved run by run, with the order flipped every
+/// other run, so noise and drift hit them alike; the overhead is the paired difference of each run.
+/// </remarks>
+internal static class OrchestrateBenchmark
+{
+    private const string Prompt = "Dime 3 números primos";
+    private const string Model = "mistral7b";
+    private const int MicroSteps = 1000;
+
+    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, string? connection)
+    {
+        var ct = CancellationToken.None;
+        Console.WriteLine("Starting the simulator (zero latency) and LabService on Kestrel, both in-process...");
+        await using var simulator = await SimulatorHost.StartAsync(new SimulatorOptions
+        {
+            TimeToFirstTokenMs = 0, TokenLatencyMs = 0, LoadDurationMs = 0, PullStepDelayMs = 0,
+        }, ct);
+        await using var factory = new WebApplicationFactory<LabServiceMarker>().WithWebHostBuilder(builder =>
+        {
+            builder.UseEnvironment(Environments.Production);
+            builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
+            builder.UseSetting("urls", "http://127.0.0.1:0");
+            builder.UseSetting("Logging:LogLevel:Default", "Warning");
+            builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore", "Warning");
+        });
+        factory.UseKestrel();
+        factory.StartServer();
+        var labAddress = new Uri(factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+
+        var services = factory.Services;
+        var paths = new Paths(
+            services.GetRequiredService<IChatClient>(),
+            services.GetRequiredService<LabGraphFactory>(),
+            services.GetRequiredService<IOptions<OrchestrationOptions>>().Value,
+            (await services.GetRequiredService<ModelManager>().ResolveAsync(Model, ct)).Name,
+            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, UseProxy = false })
+            {
+                BaseAddress = labAddress, Timeout = TimeSpan.FromSeconds(30),
+            });
+
+        // Tiered JIT with dynamic PGO keeps recompiling hot paths for seconds after start: measure after it settles.
+        Console.WriteLine($"Warming up every path for {warmUp.TotalSeconds:0} s...");
+        var warmUpClock = Stopwatch.StartNew();
+        var recording = (await paths.GraphAsync(ct)).Calls;
+        while (warmUpClock.Elapsed < warmUp)
+        {
+            recording = (await paths.GraphAsync(ct)).Calls;
+            await paths.DirectAsync(recording, ct);
+            await paths.HttpAsync(ct);
+            await MicroAsync(ct);
+        }
+
+        var samples = new List<Sample>(runs);
+        for (var i = 0; i < runs; i++)
+        {
+            // Even runs: graph, direct, HTTP. Odd runs: HTTP, direct (the previous run's calls), graph.
+            GraphSample graph;
+            double direct, http;
+            if (i % 2 == 0)
+            {
+                graph = await paths.GraphAsync(ct);
+                direct = await paths.DirectAsync(graph.Calls, ct);
+                http = await paths.HttpAsync(ct);
+            }
+            else
+            {
+                http = await paths.HttpAsync(ct);
+                direct = await paths.DirectAsync(recording, ct);
+                graph = await paths.GraphAsync(ct);
+            }
+            if (i % 2 == 1 && !SameCalls(recording, graph.Calls))
+                graph = graph with { Mismatched = true };
+            recording = graph.Calls;
+            samples.Add(new Sample(graph, direct, http));
+        }
+
+        var micro = new List<double>();
+        for (var i = 0; i < Math.Max(20, runs / 5); i++)
+            micro.Add(await MicroAsync(ct) * 1000 / MicroSteps);
+
+        Print(samples, micro, runs, warmUp);
+        Console.WriteLine($"{"Backend POST /api/v1/execute (orchestrator)",-46} not available yet: the Backend has no orchestrator " +
+            "execution path on main (AgentLab.Backend/Executions/ExecutionRunner.cs).");
+        _ = connection;   // --connection is for the Backend line once that path exists (BenchDatabase, as history does).
+        return samples.Any(s => s.Graph.StopCode is not (StopCodes.Completed or StopCodes.Rejected)) ? 1 : 0;
+    }
+
+    private static void Print(List<Sample> samples, List<double> micro, int runs, TimeSpan warmUp)
+    {
+        var first = samples[0].Graph;
+        var transitions = samples.Select(s => s.Graph.Transitions).Distinct().Order().ToList();
+        var calls = samples.Select(s => s.Graph.Calls.Count).Distinct().Order().ToList();
+        var stops = samples.GroupBy(s => s.Graph.StopCode).Select(g => $"{g.Key} ×{g.Count()}");
+        var mismatched = samples.Count(s => s.Graph.Mismatched);
+
+        Console.WriteLine();
+        Console.WriteLine($"{Environment.ProcessorCount} cores; simulator at zero token latency; {runs} runs interleaved " +
+            $"(order flipped every other run) after a {warmUp.TotalSeconds:0} s warm-up.");
+        Console.WriteLine($"Lab graph '{first.Graph}': {string.Join(" → ", first.Nodes)}, monitor observing; " +
+            $"{string.Join("/", transitions)} node transitions and {string.Join("/", calls)} model calls per run; stop: {string.Join(", ", stops)}" +
+            (mismatched > 0 ? $"; {mismatched} odd runs replayed a call sequence that differed from their own" : "; every replay matched its run's calls") + ".");
+        Console.WriteLine();
+        Console.WriteLine($"{"path",-46} {"p50",10} {"p95",10}");
+        Row("direct model calls (same calls, same client)", samples.Select(s => s.Direct), "ms");
+        Row("lab graph in-process (GraphRunner)", samples.Select(s => s.Graph.Ms), "ms");
+        Row("  overhead per run (paired graph − direct)", samples.Select(s => s.Graph.Ms - s.Direct), "ms");
+        var perTransition = samples.Select(s => (s.Graph.Ms - s.Direct) / s.Graph.Transitions).ToList();
+        Row("  overhead per node transition", perTransition, "ms");
+        Row("POST /orchestrate/ (Kestrel socket, JSON)", samples.Select(s => s.Http), "ms");
+        Row("  HTTP + JSON over in-process (paired)", samples.Select(s => s.Http - s.Graph.Ms), "ms");
+        Row($"runtime alone: no-op graph, {MicroSteps} steps", micro, "µs/transition");
+        Console.WriteLine();
+        var p50 = Percentile([.. perTransition.Order()], 0.50);
+        Console.WriteLine($"Target under 1 ms per transition at p50: {(p50 < 1 ? "met" : "NOT met")} ({p50:0.000} ms).");
+    }
+
+    private static void Row(string name, IEnumerable<double> values, string unit)
+    {
+        var sorted = values.Order().ToArray();
+        Console.WriteLine($"{name,-46} {Percentile(sorted, 0.50),10:0.000} {Percentile(sorted, 0.95),10:0.000}  {unit}");
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+
+    private static bool SameCalls(IReadOnlyList<RecordedCall> a, IReadOnlyList<RecordedCall> b) =>
+        a.Count == b.Count && a.Zip(b).All(pair => pair.First.Messages.Count == pair.Second.Messages.Count
+            && pair.First.Messages.Zip(pair.Second.Messages).All(m => m.First.Role == m.Second.Role && m.First.Text == m.Second.Text));
+
+    /// <summary>The runtime alone: one no-op node looping on itself <see cref="MicroSteps"/> times; returns ms.</summary>
+    private static async Task<double> MicroAsync(CancellationToken ct)
+    {
+        var noop = new DelegateNode("noop", static (_, _, _) => ValueTask.FromResult(new NodeResult("")));
+        var graph = new GraphBuilder("noop")
+            .AddNode(noop)
+            .AddEdge("noop", "noop", static (_, s) => s.RunCount("noop") < MicroSteps)
+            .AddEdge("noop", Graph.End, static (_, s) => s.RunCount("noop") >= MicroSteps)
+            .Build();
+        var runner = new GraphRunner(NullChatClient.Instance);
+        var start = Stopwatch.GetTimestamp();
+        var result = await runner.RunToEndAsync(graph, GraphState.Initial(""), new GraphRunOptions { MaxSteps = MicroSteps }, ct);
+        var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (result.StopReason.Code != StopCodes.Completed || result.Flow.Nodes.Count != MicroSteps)
+            throw new InvalidOperationException($"The no-op graph stopped with {result.StopReason.Code} after {result.Flow.Nodes.Count} steps.");
+        return ms;
+    }
+
+    private sealed class Paths(IChatClient chat, LabGraphFactory labGraphs, OrchestrationOptions options, string model, HttpClient http)
+    {
+        private static readonly byte[] RequestBody = Encoding.UTF8.GetBytes(
+            JsonSerializer.Serialize(new Dictionary<string, string> { ["prompt"] = Prompt, ["model"] = Model }));
+
+        /// <summary>The lab graph as <c>POST /orchestrate/</c> builds and runs it, minus HTTP and JSON.</summary>
+        public async Task<GraphSample> GraphAsync(CancellationToken ct)
+        {
+            var recorder = new RecordingChatClient(chat);
+            var start = Stopwatch.GetTimestamp();
+            var (graph, observers) = labGraphs.Build(new LabGraphSettings { Model = model }, []);
+            var result = await new GraphRunner(recorder).RunToEndAsync(graph, GraphState.Initial(Prompt), new GraphRunOptions
+            {
+                MaxSteps = options.MaxSteps,
+                Budget = new RunBudget(options.MaxModelCalls, null, TimeSpan.FromSeconds(options.WallTimeSeconds)),
+                Observers = observers,
+            }, ct);
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (result.StopReason.Code is not (StopCodes.Completed or StopCodes.Rejected))
+                throw new InvalidOperationException($"The lab graph stopped with {result.StopReason.Code}: {result.StopReason.Message}");
+            if (recorder.Calls.Count != result.Metrics.ModelCalls)
+                throw new InvalidOperationException($"Recorded {recorder.Calls.Count} model calls, the run counted {result.Metrics.ModelCalls}.");
+            return new GraphSample(ms, result.Flow.Nodes.Count, recorder.Calls, result.StopReason.Code, graph.Name,
+                [.. graph.Nodes.Keys]);
+        }
+
+        /// <summary>The same calls straight on the client, consumed as the nodes consume them (streamed, then joined).</summary>
+        public async Task<double> DirectAsync(IReadOnlyList<RecordedCall> calls, CancellationToken ct)
+        {
+            var start = Stopwatch.GetTimestamp();
+            foreach (var call in calls)
+                await chat.GetStreamingResponseAsync(call.Messages, call.Options, ct).ToChatResponseAsync(ct);
+            return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+
+        public async Task<double> HttpAsync(CancellationToken ct)
+        {
+            var start = Stopwatch.GetTimestamp();
+            using var content = new ByteArrayContent(RequestBody);
+            content.Headers.ContentType = new("application/json");
+            using var response = await http.PostAsync("/orchestrate/", content, ct);
+            await response.Content.LoadIntoBufferAsync(ct);
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (response.StatusCode != HttpStatusCode.OK)
+                throw new InvalidOperationException($"POST /orchestrate/ answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
+            return ms;
+        }
+    }
+
+    private sealed record RecordedCall(List<ChatMessage> Messages, ChatOptions? Options);
+
+    private sealed record GraphSample(double Ms, int Transitions, IReadOnlyList<RecordedCall> Calls, string StopCode, string Graph,
+        IReadOnlyList<string> Nodes, bool Mismatched = false);
+
+    private sealed record Sample(GraphSample Graph, double Direct, double Http);
+
+    /// <summary>Passes every call through and keeps its messages and options, to replay them directly.</summary>
+    private sealed class RecordingChatClient(IChatClient inner) : DelegatingChatClient(inner)
+    {
+        private readonly List<RecordedCall> _calls = [];
+
+        public IReadOnlyList<RecordedCall> Calls => _calls;
+
+        public override Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+            CancellationToken cancellationToken = default)
+        {
+            var list = messages.ToList();
+            _calls.Add(new RecordedCall(list, options));
+            return base.GetResponseAsync(list, options, cancellationToken);
+        }
+
+        public override IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
+            ChatOptions? options = null, CancellationToken cancellationToken = default)
+        {
+            var list = messages.ToList();
+            _calls.Add(new RecordedCall(list, options));
+            return base.GetStreamingResponseAsync(list, options, cancellationToken);
+        }
+
+        // The inner client belongs to LabService's container.
+        protected override void Dispose(bool disposing) { }
+    }
+
+    /// <summary>The no-op graph never calls a model.</summary>
+    private sealed class NullChatClient : IChatClient
+    {
+        public static NullChatClient Instance { get; } = new();
+
+        public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
+            CancellationToken cancellationToken = default) => throw new InvalidOperationException("The no-op graph made a model call.");
+
+        public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
+            ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+            throw new InvalidOperationException("The no-op graph made a model call.");
+
+        public object? GetService(Type serviceType, object? serviceKey = null) => null;
+
+        public void Dispose() { }
+    }
+}

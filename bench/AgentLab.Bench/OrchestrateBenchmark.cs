@@ -37,7 +37,9 @@ internal static class OrchestrateBenchmark
     private const string Model = "mistral7b";
     private const int MicroSteps = 1000;
 
-    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, string? connection)
+    /// <param name="seed">Fixes the simulator's replies; the default 40 walks the longest path of the lab graph for this
+    /// prompt: analyzer → executor → validator (revise) twice, then pass: 7 transitions, 7 model calls.</param>
+    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, long seed, string? connection)
     {
         var ct = CancellationToken.None;
         Console.WriteLine("Starting the simulator (zero latency) and LabService on Kestrel, both in-process...");
@@ -63,6 +65,7 @@ internal static class OrchestrateBenchmark
             services.GetRequiredService<LabGraphFactory>(),
             services.GetRequiredService<IOptions<OrchestrationOptions>>().Value,
             (await services.GetRequiredService<ModelManager>().ResolveAsync(Model, ct)).Name,
+            seed,
             new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, UseProxy = false })
             {
                 BaseAddress = labAddress, Timeout = TimeSpan.FromSeconds(30),
@@ -108,14 +111,14 @@ internal static class OrchestrateBenchmark
         for (var i = 0; i < Math.Max(20, runs / 5); i++)
             micro.Add(await MicroAsync(ct) * 1000 / MicroSteps);
 
-        Print(samples, micro, runs, warmUp);
+        Print(samples, micro, runs, warmUp, seed);
         Console.WriteLine($"{"Backend POST /api/v1/execute (orchestrator)",-46} not available yet: the Backend has no orchestrator " +
             "execution path on main (AgentLab.Backend/Executions/ExecutionRunner.cs).");
         _ = connection;   // --connection is for the Backend line once that path exists (BenchDatabase, as history does).
         return samples.Any(s => s.Graph.StopCode is not (StopCodes.Completed or StopCodes.Rejected)) ? 1 : 0;
     }
 
-    private static void Print(List<Sample> samples, List<double> micro, int runs, TimeSpan warmUp)
+    private static void Print(List<Sample> samples, List<double> micro, int runs, TimeSpan warmUp, long seed)
     {
         var first = samples[0].Graph;
         var transitions = samples.Select(s => s.Graph.Transitions).Distinct().Order().ToList();
@@ -125,8 +128,8 @@ internal static class OrchestrateBenchmark
 
         Console.WriteLine();
         Console.WriteLine($"{Environment.ProcessorCount} cores; simulator at zero token latency; {runs} runs interleaved " +
-            $"(order flipped every other run) after a {warmUp.TotalSeconds:0} s warm-up.");
-        Console.WriteLine($"Lab graph '{first.Graph}': {string.Join(" → ", first.Nodes)}, monitor observing; " +
+            $"(order flipped every other run) after a {warmUp.TotalSeconds:0} s warm-up; seed {seed}.");
+        Console.WriteLine($"Lab graph '{first.Graph}' ({string.Join(", ", first.Nodes)}, monitor observing), path {first.Path}; " +
             $"{string.Join("/", transitions)} node transitions and {string.Join("/", calls)} model calls per run; stop: {string.Join(", ", stops)}" +
             (mismatched > 0 ? $"; {mismatched} odd runs replayed a call sequence that differed from their own" : "; every replay matched its run's calls") + ".");
         Console.WriteLine();
@@ -175,17 +178,18 @@ internal static class OrchestrateBenchmark
         return ms;
     }
 
-    private sealed class Paths(IChatClient chat, LabGraphFactory labGraphs, OrchestrationOptions options, string model, HttpClient http)
+    private sealed class Paths(IChatClient chat, LabGraphFactory labGraphs, OrchestrationOptions options, string model, long seed,
+        HttpClient http)
     {
-        private static readonly byte[] RequestBody = Encoding.UTF8.GetBytes(
-            JsonSerializer.Serialize(new Dictionary<string, string> { ["prompt"] = Prompt, ["model"] = Model }));
+        private readonly byte[] _requestBody = Encoding.UTF8.GetBytes(
+            $"{{\"prompt\":{JsonSerializer.Serialize(Prompt)},\"model\":\"{Model}\",\"parameters\":{{\"seed\":{seed}}}}}");
 
         /// <summary>The lab graph as <c>POST /orchestrate/</c> builds and runs it, minus HTTP and JSON.</summary>
         public async Task<GraphSample> GraphAsync(CancellationToken ct)
         {
             var recorder = new RecordingChatClient(chat);
             var start = Stopwatch.GetTimestamp();
-            var (graph, observers) = labGraphs.Build(new LabGraphSettings { Model = model }, []);
+            var (graph, observers) = labGraphs.Build(new LabGraphSettings { Model = model, Seed = seed }, []);
             var result = await new GraphRunner(recorder).RunToEndAsync(graph, GraphState.Initial(Prompt), new GraphRunOptions
             {
                 MaxSteps = options.MaxSteps,
@@ -198,7 +202,7 @@ internal static class OrchestrateBenchmark
             if (recorder.Calls.Count != result.Metrics.ModelCalls)
                 throw new InvalidOperationException($"Recorded {recorder.Calls.Count} model calls, the run counted {result.Metrics.ModelCalls}.");
             return new GraphSample(ms, result.Flow.Nodes.Count, recorder.Calls, result.StopReason.Code, graph.Name,
-                [.. graph.Nodes.Keys]);
+                [.. graph.Nodes.Keys], string.Join(" → ", result.Flow.Nodes.Select(n => n.Route is { } route ? $"{n.Name} ({route})" : n.Name)));
         }
 
         /// <summary>The same calls straight on the client, consumed as the nodes consume them (streamed, then joined).</summary>
@@ -213,7 +217,7 @@ internal static class OrchestrateBenchmark
         public async Task<double> HttpAsync(CancellationToken ct)
         {
             var start = Stopwatch.GetTimestamp();
-            using var content = new ByteArrayContent(RequestBody);
+            using var content = new ByteArrayContent(_requestBody);
             content.Headers.ContentType = new("application/json");
             using var response = await http.PostAsync("/orchestrate/", content, ct);
             await response.Content.LoadIntoBufferAsync(ct);
@@ -227,7 +231,7 @@ internal static class OrchestrateBenchmark
     private sealed record RecordedCall(List<ChatMessage> Messages, ChatOptions? Options);
 
     private sealed record GraphSample(double Ms, int Transitions, IReadOnlyList<RecordedCall> Calls, string StopCode, string Graph,
-        IReadOnlyList<string> Nodes, bool Mismatched = false);
+        IReadOnlyList<string> Nodes, string Path, bool Mismatched = false);
 
     private sealed record Sample(GraphSample Graph, double Direct, double Http);
 

@@ -39,7 +39,7 @@ internal static class OrchestrateBenchmark
 
     /// <param name="seed">Fixes the simulator's replies; the default 40 walks the longest path of the lab graph for this
     /// prompt: analyzer → executor → validator (revise) twice, then pass: 7 transitions, 7 model calls.</param>
-    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, long seed, string? connection)
+    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, long seed)
     {
         var ct = CancellationToken.None;
         Console.WriteLine("Starting the simulator (zero latency) and LabService on Kestrel, both in-process...");
@@ -114,7 +114,7 @@ internal static class OrchestrateBenchmark
         Print(samples, micro, runs, warmUp, seed);
         Console.WriteLine($"{"Backend POST /api/v1/execute (orchestrator)",-46} not available yet: the Backend has no orchestrator " +
             "execution path on main (AgentLab.Backend/Executions/ExecutionRunner.cs).");
-        _ = connection;   // --connection is for the Backend line once that path exists (BenchDatabase, as history does).
+        // Once it exists: the Backend in-process on a BenchDatabase (as history does), execution_type orchestrator.
         return samples.Any(s => s.Graph.StopCode is not (StopCodes.Completed or StopCodes.Rejected)) ? 1 : 0;
     }
 

@@ -30,8 +30,7 @@ switch (command)
     case "orchestrate":
         return await OrchestrateBenchmark.RunAsync(int.Parse(ReadOption(args, "--runs", "200"), CultureInfo.InvariantCulture),
             TimeSpan.FromSeconds(double.Parse(ReadOption(args, "--warmup", "15"), CultureInfo.InvariantCulture)),
-            long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture),
-            ReadOption(args, "--connection", "") is { Length: > 0 } database ? database : null);
+            long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture));
     default:
         Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate");
         return 2;

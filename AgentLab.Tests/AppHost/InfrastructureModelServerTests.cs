@@ -10,7 +10,13 @@ namespace AgentLab.Tests.AppHost;
 /// <summary>Which model server the AppHost uses, probed against real sockets on free ports.</summary>
 public sealed class InfrastructureModelServerTests
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The probe limit for servers that do answer: a fresh server's first answer pays its JIT, which a loaded 2-core
+    /// CI machine can stretch past the selector's default 1 s.
+    /// </summary>
+    private static readonly TimeSpan AnsweringProbe = TimeSpan.FromSeconds(10);
 
     [Theory]
     [InlineData("Endpoint=http://gpu-box:11434", "http://gpu-box:11434/")]
@@ -52,7 +58,7 @@ public sealed class InfrastructureModelServerTests
             app.MapGet("/api/version", () => TypedResults.Json(new { version = "0.12.6" }));
         }, defaults: false).WaitAsync(Bound, Ct);
 
-        var choice = await ModelServerSelector.SelectAsync(null, ollama.Address, ct: Ct).WaitAsync(Bound, Ct);
+        var choice = await ModelServerSelector.SelectAsync(null, ollama.Address, AnsweringProbe, Ct).WaitAsync(Bound, Ct);
 
         Assert.Equal(ModelServerKind.External, choice.Kind);
         Assert.Equal(ollama.Address, choice.Endpoint);
@@ -64,7 +70,7 @@ public sealed class InfrastructureModelServerTests
     {
         await using var simulator = await SimulatorHost.StartAsync(new SimulatorOptions(), Ct).WaitAsync(Bound, Ct);
 
-        var choice = await ModelServerSelector.SelectAsync(null, simulator.BaseAddress, ct: Ct).WaitAsync(Bound, Ct);
+        var choice = await ModelServerSelector.SelectAsync(null, simulator.BaseAddress, AnsweringProbe, Ct).WaitAsync(Bound, Ct);
 
         Assert.Equal(ModelServerKind.Simulator, choice.Kind);
         Assert.Contains("AgentLab simulator answers there", choice.Reason, StringComparison.Ordinal);
@@ -75,7 +81,7 @@ public sealed class InfrastructureModelServerTests
     {
         await using var other = await TestHost.StartAsync(app => app.MapGet("/", () => "a web app"), defaults: false).WaitAsync(Bound, Ct);
 
-        var choice = await ModelServerSelector.SelectAsync(null, other.Address, ct: Ct).WaitAsync(Bound, Ct);
+        var choice = await ModelServerSelector.SelectAsync(null, other.Address, AnsweringProbe, Ct).WaitAsync(Bound, Ct);
 
         Assert.Equal(ModelServerKind.Simulator, choice.Kind);
         Assert.Contains("not like Ollama", choice.Reason, StringComparison.Ordinal);

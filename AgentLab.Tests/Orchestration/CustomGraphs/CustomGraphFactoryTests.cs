@@ -58,12 +58,12 @@ public sealed class CustomGraphFactoryTests
     };
 
     private static async Task<GraphRunResult> RunAsync(Team team, GraphDefinition definition,
-        IReadOnlyDictionary<string, string>? models = null, ILabToolProvider? tools = null)
+        IReadOnlyDictionary<string, string>? models = null, ILabToolProvider? tools = null, List<NodeRun>? previous = null)
     {
         Assert.Empty(GraphValidator.Validate(definition));
         var (graph, observers) = new CustomGraphFactory(Prompts).Build(definition, new LabGraphSettings { Model = "mistral:7b" },
             models ?? new Dictionary<string, string>(), tools ?? new NoLabTools());
-        var options = new GraphRunOptions { Observers = observers, MaxSteps = definition.EffectiveMaxSteps };
+        var options = new GraphRunOptions { Observers = observers, MaxSteps = definition.EffectiveMaxSteps, PreviousNodes = previous };
         return await new GraphRunner(team.Chat).RunToEndAsync(graph, GraphState.Initial("Write a haiku about rain."), options, Ct)
             .WaitAsync(Bound, Ct);
     }
@@ -201,5 +201,25 @@ public sealed class CustomGraphFactoryTests
         var ex = Assert.Throws<UnknownToolException>(act);
 
         Assert.Equal(["teleport"], ex.Unknown);
+    }
+
+    [Fact]
+    public async Task CustomGraph_PreviousNodes_RestoresCompletedNodesAndTheirVerdicts()
+    {
+        var team = new Team();
+        team.Writer.Enqueue(FakeReply.Text("second draft"));
+        team.Critic.Enqueue(VerdictReply("pass"));
+        List<NodeRun> previous =
+        [
+            new() { Name = "writer", Status = NodeRun.CompletedStatus, Attempt = 1, Output = "first draft" },
+            new() { Name = "critic", Status = NodeRun.CompletedStatus, Attempt = 1, Output = "{}", Route = "revise" },
+        ];
+
+        var result = await RunAsync(team, ReviewLoop(), previous: previous);
+
+        Assert.Equal(StopCodes.Completed, result.StopReason.Code);
+        Assert.Equal([true, true, false, false], result.Flow.Nodes.Select(n => n.Restored == true));
+        Assert.Equal("second draft", CustomGraphFactory.SelectOutput(result));
+        Assert.Single(team.CallsOf(WriterRole));
     }
 }

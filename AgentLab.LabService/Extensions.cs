@@ -39,6 +39,7 @@ public static class Extensions
         services.AddOptions<OrchestrationOptions>().BindConfiguration(OrchestrationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(_ => new PromptLibrary(PromptLibrary.DefaultDirectory));
         services.AddSingleton<LabGraphFactory>();
+        services.AddSingleton<Orchestration.Definitions.CustomGraphFactory>();
         services.AddLabTools();   // calculator, current_time, text_stats for the executor
 
         services.AddExceptionHandler<LabExceptionHandler>();

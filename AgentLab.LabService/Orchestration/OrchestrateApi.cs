@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using AgentLab.LabService.Inference;
 using AgentLab.LabService.Models;
+using AgentLab.LabService.Orchestration.Definitions;
 using AgentLab.LabService.Orchestration.LabGraph;
 using AgentLab.LabService.Orchestration.Runtime;
 using AgentLab.ServiceDefaults;
@@ -28,7 +29,7 @@ public static class OrchestrateApi
     }
 
     public static async Task<IResult> OrchestrateAsync(HttpContext context, ModelManager models, IChatClient chat,
-        LabGraphFactory factory, ILabToolProvider toolProvider, IOptions<LabOptions> labOptions,
+        LabGraphFactory factory, CustomGraphFactory customFactory, ILabToolProvider toolProvider, IOptions<LabOptions> labOptions,
         IOptions<OrchestrationOptions> options, ILogger<OrchestrateRequest> logger)
     {
         // RequestAborted: a client that disconnects cancels the run and the model call in flight.
@@ -60,10 +61,21 @@ public static class OrchestrateApi
                 extensions: new Dictionary<string, object?> { [Problems.CodeKey] = "validation_failed" });
         }
 
+        if (request!.Graph is { } definition)
+        {
+            // Unknown tools are graph errors here: the run knows which tools exist.
+            var graphErrors = GraphValidator.Validate(definition, [.. toolProvider.Names]);
+            if (graphErrors.Count > 0)
+            {
+                logger.GraphRejected(definition.Name, graphErrors.Count, graphErrors[0].Path);
+                return GraphDefinitionsApi.Invalid(graphErrors);
+            }
+        }
+
         IReadOnlyList<AITool> tools;
         try
         {
-            LabGraphFactory.ResolveAgents(request!.Agents);
+            LabGraphFactory.ResolveAgents(request.Agents);
             tools = toolProvider.Resolve(request.Tools ?? []);
         }
         catch (LabGraphRequestException ex)
@@ -94,11 +106,30 @@ public static class OrchestrateApi
             Seed = p?.Seed,
             MaxIterations = p?.MaxIterations ?? LabGraphSettings.DefaultMaxIterations,
         };
-        var (graph, observers) = factory.Build(settings, tools);
         var o = options.Value;
+        var maxSteps = p?.MaxSteps ?? o.MaxSteps;
+        Graph graph;
+        IReadOnlyList<IGraphObserver> observers;
+        if (request.Graph is { } custom)
+        {
+            // Each node's own model must exist too: an unknown one fails now, not halfway through the run.
+            var nodeModels = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var node in custom.Nodes!)
+            {
+                var nodeModel = node.Model is { Length: > 0 } name ? await models.ResolveAsync(name, ct) : model;
+                nodeModels[node.Model ?? ""] = nodeModel.Name;
+                if (node.Tools is { Count: > 0 } && nodeModel.Capabilities.Count > 0 && !nodeModel.Capabilities.Contains(ToolsCapability))
+                    throw new ModelNotCapableException(nodeModel, ToolsCapability);
+            }
+            (graph, observers) = customFactory.Build(custom, settings, nodeModels, toolProvider);
+            // The graph's own max_steps bounds its loops; a request may only lower it.
+            maxSteps = Math.Min(custom.EffectiveMaxSteps, p?.MaxSteps ?? int.MaxValue);
+        }
+        else
+            (graph, observers) = factory.Build(settings, tools);
         var runOptions = new GraphRunOptions
         {
-            MaxSteps = p?.MaxSteps ?? o.MaxSteps,
+            MaxSteps = maxSteps,
             Budget = new RunBudget(p?.MaxModelCalls ?? o.MaxModelCalls, p?.MaxTotalTokens,
                 TimeSpan.FromSeconds(p?.TimeoutSeconds ?? o.WallTimeSeconds)),
             Observers = observers,
@@ -109,7 +140,7 @@ public static class OrchestrateApi
 
         if (WantsNdjson(context.Request))
         {
-            await StreamAsync(context, events, model.Name, server.Kind, logger, ct);
+            await StreamAsync(context, events, model.Name, server.Kind, request.Graph is not null, logger, ct);
             return Results.Empty;
         }
 
@@ -120,7 +151,7 @@ public static class OrchestrateApi
                 result = done.Result;
         }
         ct.ThrowIfCancellationRequested();
-        var response = ToResponse(result!, model.Name, server.Kind);
+        var response = ToResponse(result!, model.Name, server.Kind, request.Graph is not null);
         logger.OrchestrationFinished(graph.Name, result!.StopReason.Code, result.Flow.Nodes.Count, result.Metrics.TotalDurationMs);
         if (MapFailure(result) is { } error)
         {
@@ -214,7 +245,7 @@ public static class OrchestrateApi
     }
 
     private static async Task StreamAsync(HttpContext context, IAsyncEnumerable<GraphEvent> events, string model,
-        string modelServer, ILogger logger, CancellationToken ct)
+        string modelServer, bool custom, ILogger logger, CancellationToken ct)
     {
         var response = context.Response;
         response.StatusCode = StatusCodes.Status200OK;
@@ -233,7 +264,7 @@ public static class OrchestrateApi
                 case NodeFailedEvent failed: await writer.WriteAsync(failed, wire.NodeFailedEvent, ct); break;
                 case LogEvent log: await writer.WriteAsync(log, wire.LogEvent, ct); break;
                 case RunCompletedEvent done:
-                    var answer = ToResponse(done.Result, model, modelServer);
+                    var answer = ToResponse(done.Result, model, modelServer, custom);
                     logger.OrchestrationFinished(done.Result.Graph, done.Result.StopReason.Code, done.Result.Flow.Nodes.Count,
                         done.Result.Metrics.TotalDurationMs);
                     // The run's last event keeps its seq: the stream stays gap-free.
@@ -260,9 +291,9 @@ public static class OrchestrateApi
                 result.StopReason.Message)
             : null;
 
-    private static OrchestrateResponse ToResponse(GraphRunResult result, string model, string modelServer) => new()
+    private static OrchestrateResponse ToResponse(GraphRunResult result, string model, string modelServer, bool custom) => new()
     {
-        Output = result.Output,
+        Output = custom ? CustomGraphFactory.SelectOutput(result) : result.Output,
         Model = model,
         ModelServer = modelServer,
         Flow = result.Flow,
@@ -297,16 +328,24 @@ public static class OrchestrateApi
             if (p.MaxTotalTokens is <= 0)
                 Add("parameters.max_total_tokens", "'max_total_tokens' must be greater than 0.");
         }
-        if (request.Agents is { } agents && agents.Any(string.IsNullOrWhiteSpace))
+        if (request.Graph is not null && request.Agents is { Count: > 0 })
+            Add("agents", "'agents' picks workers of the built-in lab graph; leave it out when you send a 'graph'.");
+        else if (request.Graph is not null && request.Tools is { Count: > 0 })
+            Add("tools", "With a 'graph', each node lists its own 'tools'; leave the request's 'tools' out.");
+        else if (request.Agents is { } agents && agents.Any(string.IsNullOrWhiteSpace))
             Add("agents", "'agents' must be worker names such as 'analyzer', 'executor', 'validator', 'monitor'.");
         if (request.Tools is { } tools && tools.Any(string.IsNullOrWhiteSpace))
             Add("tools", "'tools' must be tool names.");
         if (request.PreviousNodes is { } previous)
         {
+            IReadOnlyList<string> nodes = request.Graph is { } graph
+                ? [.. (graph.Nodes ?? []).Select(n => n.Name).OfType<string>()]
+                : LabWorkers.All;
+            var which = request.Graph is null ? "the lab graph" : "the graph";
             for (var i = 0; i < previous.Count; i++)
             {
-                if (string.IsNullOrWhiteSpace(previous[i].Name) || !LabWorkers.All.Contains(previous[i].Name))
-                    Add($"previous_nodes[{i}].name", $"'name' must be a node of the lab graph ({string.Join(", ", LabWorkers.All)}).");
+                if (string.IsNullOrWhiteSpace(previous[i].Name) || !nodes.Contains(previous[i].Name))
+                    Add($"previous_nodes[{i}].name", $"'name' must be a node of {which} ({string.Join(", ", nodes)}).");
                 else if (previous[i].Status == NodeRun.CompletedStatus && previous[i].Output is null)
                     Add($"previous_nodes[{i}].output", "A completed node needs its 'output' to be restored.");
             }

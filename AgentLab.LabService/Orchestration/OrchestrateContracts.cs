@@ -13,6 +13,12 @@ public sealed class OrchestrateRequest
     public List<string>? Tools { get; set; }
     public OrchestrateParameters? Parameters { get; set; }
 
+    /// <summary>
+    /// A custom graph to run instead of the built-in lab graph (validated again here; <c>agents</c> must then be
+    /// absent, since agents pick from the lab graph).
+    /// </summary>
+    public Definitions.GraphDefinition? Graph { get; set; }
+
     /// <summary>Node runs of an earlier attempt (its <c>flow.nodes</c>): completed ones are restored, not run again.</summary>
     public List<NodeRun>? PreviousNodes { get; set; }
 }

@@ -75,7 +75,16 @@ public sealed class ExecutorNode(Prompt prompt, LabGraphSettings settings, IRead
         if (state.RunCount(LabWorkers.Executor) > 0)
             user.Append("\n\n").Append(prompt.Render("Revision", values));
         List<ChatMessage> messages = [new(ChatRole.System, prompt.System), new(ChatRole.User, user.ToString())];
-        var options = LabWorkers.Options(settings);
+        return new NodeResult(await RunWithToolsAsync(messages, LabWorkers.Options(settings), tools, ctx, ct).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The tool loop, shared with custom-graph nodes: asks the model with <paramref name="tools"/> enabled, invokes
+    /// each call and sends the results back until it answers in text (or <see cref="MaxToolRounds"/>).
+    /// </summary>
+    internal static async Task<string> RunWithToolsAsync(List<ChatMessage> messages, ChatOptions options,
+        IReadOnlyList<AITool> tools, NodeContext ctx, CancellationToken ct)
+    {
         if (tools.Count > 0)
             options.Tools = [.. tools];
 
@@ -84,17 +93,18 @@ public sealed class ExecutorNode(Prompt prompt, LabGraphSettings settings, IRead
             var response = await ctx.ChatClient.GetResponseAsync(messages, options, ct).ConfigureAwait(false);
             var calls = response.Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().ToList();
             if (calls.Count == 0 || round >= MaxToolRounds)
-                return new NodeResult(response.Text.Trim());
+                return response.Text.Trim();
 
             messages.AddRange(response.Messages);
             var results = new List<AIContent>(calls.Count);
             foreach (var call in calls)
-                results.Add(await InvokeAsync(call, ctx, ct).ConfigureAwait(false));
+                results.Add(await InvokeAsync(call, tools, ctx, ct).ConfigureAwait(false));
             messages.Add(new ChatMessage(ChatRole.Tool, results));
         }
     }
 
-    private async Task<FunctionResultContent> InvokeAsync(FunctionCallContent call, NodeContext ctx, CancellationToken ct)
+    private static async Task<FunctionResultContent> InvokeAsync(FunctionCallContent call, IReadOnlyList<AITool> tools,
+        NodeContext ctx, CancellationToken ct)
     {
         ctx.RecordToolCall();
         if (tools.OfType<AIFunction>().FirstOrDefault(t => t.Name == call.Name) is not { } function)
@@ -187,6 +197,17 @@ public sealed class ValidatorNode(Prompt prompt, LabGraphSettings settings) : IL
         // OllamaClient sends a JSON-schema response format as Ollama's "format".
         options.ResponseFormat = ChatResponseFormat.ForJsonSchema(VerdictSchema, "verdict");
 
+        return await AskForVerdictAsync(messages, options, prompt, "validator", ctx, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Asks for a verdict under <see cref="VerdictSchema"/> (<paramref name="options"/> must carry it), shared with
+    /// custom-graph verdict nodes: a malformed reply is asked for once more with <paramref name="prompt"/>'s
+    /// <c>Retry</c> section, a second one stops the run with <c>invalid_verdict</c>.
+    /// </summary>
+    internal static async Task<NodeResult> AskForVerdictAsync(List<ChatMessage> messages, ChatOptions options, Prompt prompt,
+        string node, NodeContext ctx, CancellationToken ct)
+    {
         string error = "";
         for (var ask = 1; ask <= 2; ask++)
         {
@@ -199,12 +220,12 @@ public sealed class ValidatorNode(Prompt prompt, LabGraphSettings settings) : IL
                     [LabWorkers.ReasonsKey] = string.Join("; ", verdict.Reasons),
                 });
             }
-            ctx.Log("warning", ask == 1 ? $"The validator's verdict was malformed ({error}); asking once more."
-                : $"The validator's verdict was malformed again ({error}).");
+            ctx.Log("warning", ask == 1 ? $"The {node}'s verdict was malformed ({error}); asking once more."
+                : $"The {node}'s verdict was malformed again ({error}).");
             messages.Add(new ChatMessage(ChatRole.Assistant, response.Text));
             messages.Add(new ChatMessage(ChatRole.User, prompt.Render("Retry", new Dictionary<string, string?> { ["error"] = error })));
         }
         throw new GraphStopException(StopCodes.InvalidVerdict,
-            $"The validator did not return a valid verdict twice ({error}). Try a model that supports JSON output well.");
+            $"The {node} did not return a valid verdict twice ({error}). Try a model that supports JSON output well.");
     }
 }

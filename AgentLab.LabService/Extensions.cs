@@ -1,5 +1,7 @@
 using AgentLab.LabService.Models;
 using AgentLab.LabService.Ollama;
+using AgentLab.LabService.Orchestration;
+using AgentLab.LabService.Orchestration.LabGraph;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -33,6 +35,10 @@ public static class Extensions
             });
         services.AddTransient<IChatClient>(sp => sp.GetRequiredService<OllamaClient>());
         services.AddSingleton<ModelManager>();
+        services.AddOptions<OrchestrationOptions>().BindConfiguration(OrchestrationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(_ => new PromptLibrary(PromptLibrary.DefaultDirectory));
+        services.AddSingleton<LabGraphFactory>();
+        services.TryAddSingleton<ILabToolProvider, NoLabTools>();   // the tools feature registers the real ones
 
         services.AddExceptionHandler<LabExceptionHandler>();
         services.AddHealthChecks().AddCheck<ModelServerHealthCheck>(ModelServerHealthCheck.Name, HealthStatus.Degraded);

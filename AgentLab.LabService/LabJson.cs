@@ -3,6 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using AgentLab.LabService.Inference;
 using AgentLab.LabService.Models;
+using AgentLab.LabService.Orchestration;
+using AgentLab.LabService.Orchestration.Runtime;
 
 namespace AgentLab.LabService;
 
@@ -22,6 +24,16 @@ namespace AgentLab.LabService;
 [JsonSerializable(typeof(ModelDto))]
 [JsonSerializable(typeof(PullRequest))]
 [JsonSerializable(typeof(PullProgressEvent))]
+[JsonSerializable(typeof(OrchestrateRequest))]
+[JsonSerializable(typeof(OrchestrateResponse))]
+[JsonSerializable(typeof(OrchestrateCompletedEvent))]
+[JsonSerializable(typeof(OrchestrateErrorEvent))]
+[JsonSerializable(typeof(NodeStartedEvent))]
+[JsonSerializable(typeof(TokenEvent))]
+[JsonSerializable(typeof(NodeCompletedEvent))]
+[JsonSerializable(typeof(NodeFailedEvent))]
+[JsonSerializable(typeof(LogEvent))]
+[JsonSerializable(typeof(OrchestratorInfo))]
 public sealed partial class LabJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -1,6 +1,6 @@
 namespace AgentLab.LabService;
 
-// Event ids: 1xxx Ollama client, 2xxx models, 3xxx inference / errors.
+// Event ids: 1xxx Ollama client, 2xxx models (2300–2399 orchestration), 3xxx inference / errors.
 internal static partial class Log
 {
     [LoggerMessage(1001, LogLevel.Information,
@@ -32,4 +32,7 @@ internal static partial class Log
 
     [LoggerMessage(2450, LogLevel.Information, "Graph definition {GraphName} refused: {ErrorCount} error(s), the first at {FirstPath}")]
     public static partial void GraphRejected(this ILogger logger, string? graphName, int errorCount, string firstPath);
+
+    [LoggerMessage(2301, LogLevel.Information, "Graph {Graph} run stopped: {StopReason} after {Nodes} node runs in {ElapsedMs:0.0} ms")]
+    public static partial void OrchestrationFinished(this ILogger logger, string graph, string stopReason, int nodes, double elapsedMs);
 }

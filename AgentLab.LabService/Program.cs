@@ -2,6 +2,7 @@ using AgentLab.LabService;
 using AgentLab.LabService.Inference;
 using AgentLab.LabService.Models;
 using AgentLab.LabService.Orchestration.Definitions;
+using AgentLab.LabService.Orchestration;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
@@ -13,4 +14,5 @@ app.MapDefaultEndpoints();
 app.MapInferenceApi();
 app.MapModelsApi();
 app.MapGraphDefinitionsApi();    // POST /orchestrate/graphs/validate
+app.MapOrchestrateApi();
 app.Run();

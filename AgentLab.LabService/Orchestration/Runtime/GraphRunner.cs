@@ -279,7 +279,7 @@ public sealed class GraphRunner(IChatClient chat)
                 {
                     try
                     {
-                        await Task.Delay(graphNode.Retry.DelayBefore(attempt + 1), TimeProvider.System, ct).ConfigureAwait(false);
+                        await Task.Delay(graphNode.Retry.DelayBefore(attempt + 1), scope.Time, ct).ConfigureAwait(false);
                     }
                     catch (OperationCanceledException)
                     {

@@ -19,6 +19,7 @@ internal sealed class RunScope(IChatClient chat, ChannelWriter<GraphEvent> event
 
     public IChatClient Chat => chat;
     public RunBudget Budget => budget;
+    public TimeProvider Time => time;
     public DateTimeOffset Now => time.GetUtcNow();
     public TimeSpan Elapsed => Stopwatch.GetElapsedTime(_started);
     public int ToolCalls => Volatile.Read(ref _toolCalls);

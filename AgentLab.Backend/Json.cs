@@ -56,5 +56,10 @@ public sealed partial class BackendJsonContext : JsonSerializerContext
 [JsonSerializable(typeof(LabHealthReport))]
 [JsonSerializable(typeof(InferenceMetrics))]
 [JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphValidation))]
+[JsonSerializable(typeof(OrchestrateRequest))]
+[JsonSerializable(typeof(OrchestrateEvent))]
+[JsonSerializable(typeof(LabNodeRun))]
+[JsonSerializable(typeof(LabFlow))]
+[JsonSerializable(typeof(LabStopReason))]
 [JsonSerializable(typeof(Dictionary<string, System.Text.Json.JsonElement>))]
 public sealed partial class LabJsonContext : JsonSerializerContext;

@@ -112,4 +112,14 @@ internal static partial class Log
 
     [LoggerMessage(1501, LogLevel.Information, "Graph {GraphName} deleted")]
     public static partial void GraphDeleted(this ILogger logger, string graphName);
+
+    [LoggerMessage(1600, LogLevel.Warning,
+        "Orchestration {ExecutionId}: LabService went away mid-run after {CompletedNodes} completed node(s) ({Reason}); continuing in {DelayMs} ms (resume {Resume} of {MaxResumes})")]
+    public static partial void OrchestrationResuming(this ILogger logger, Guid executionId, int completedNodes, string reason, double delayMs, int resume, int maxResumes);
+
+    [LoggerMessage(1601, LogLevel.Warning, "Orchestration {ExecutionId} stopped: this replica no longer holds it (cancelled, finished or taken over)")]
+    public static partial void OrchestrationLeaseLost(this ILogger logger, Guid executionId);
+
+    [LoggerMessage(1602, LogLevel.Information, "Orchestration {ExecutionId} continues after {CompletedNodes} completed node(s) of an earlier attempt")]
+    public static partial void OrchestrationContinuing(this ILogger logger, Guid executionId, int completedNodes);
 }

@@ -36,6 +36,7 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
             e.HasKey(x => new { x.ExecutionId, x.Position });
             e.Property(x => x.Input).HasColumnType("jsonb");
             e.Property(x => x.Metrics).HasColumnType("jsonb");
+            e.Property(x => x.Run).HasColumnType("jsonb");
             e.HasOne<ExecutionRecord>().WithMany().HasForeignKey(x => x.ExecutionId).OnDelete(DeleteBehavior.Cascade);
         });
 

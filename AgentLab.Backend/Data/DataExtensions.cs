@@ -33,6 +33,7 @@ public static class DataExtensions
         services.AddHostedService(sp => sp.GetRequiredService<DatabaseHealth>());
         services.AddSingleton<DatabaseHealthInterceptor>();
         services.AddScoped<ExecutionStore>();
+        services.AddScoped<NodeRunStore>();
         services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database");
         return services;
     }

@@ -88,6 +88,9 @@ public sealed class NodeStateRecord
 
     /// <summary>The node's model metrics (jsonb, LabService's <c>metrics</c> object).</summary>
     public string? Metrics { get; set; }
+
+    /// <summary>An orchestrator node's run as LabService sent it (jsonb: route, values, metrics), sent back to resume.</summary>
+    public string? Run { get; set; }
     public string? ErrorCode { get; set; }
     public string? ErrorMessage { get; set; }
 }

@@ -65,6 +65,7 @@ public static class ExecutionResults
             "model_unavailable" or "lab_unavailable" or "worker_lost" => StatusCodes.Status503ServiceUnavailable,
             "model_timeout" or "lab_timeout" => StatusCodes.Status504GatewayTimeout,
             "cancelled" or "client_disconnected" => StatusCodes.Status409Conflict,
+            _ when record.Status == ExecutionStatus.TimedOut => StatusCodes.Status504GatewayTimeout,
             _ => StatusCodes.Status502BadGateway,
         };
         return Problems.Create(status, code, $"The execution ended {record.Status}", record.ErrorMessage,

@@ -18,6 +18,7 @@ namespace AgentLab.Backend.Executions;
 public sealed class ExecutionRunner(
     ExecutionStore store,
     LabServiceClient lab,
+    OrchestratorRunner orchestrator,
     IOptions<LabServiceOptions> labOptions,
     IOptions<ExecutionOptions> options,
     ReplicaIdentity replica,
@@ -84,6 +85,8 @@ public sealed class ExecutionRunner(
         AgentLabExecution.SetCurrentId(id);
         var request = JsonSerializer.Deserialize(record.Request, BackendJsonContext.Wire.ExecutionRequest)
             ?? throw new InvalidDataException($"Execution {id} has no stored request.");
+        if (record.ExecutionType == ExecutionKinds.Orchestrator)
+            return await orchestrator.RunAsync(record, request, whenCancelled, ct).ConfigureAwait(false);
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
 

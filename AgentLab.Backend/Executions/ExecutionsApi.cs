@@ -18,7 +18,7 @@ public static class ExecutionsApi
         group.MapPost("/execute", ExecuteAsync)
             .WithName("Execute")
             .WithSummary("Run a prompt")
-            .WithDescription("Records the execution, then runs it (execution_type \"simple\": one model call) and answers with the stored result; with \"mode\": \"async\" or Prefer: respond-async, answers 202 with Location at once. Idempotency-Key makes a submit safe to repeat.")
+            .WithDescription("Records the execution, then runs it (execution_type \"simple\": one model call; \"orchestrator\": the lab graph in LabService, persisted node by node) and answers with the stored result; with \"mode\": \"async\" or Prefer: respond-async, answers 202 with Location at once. Idempotency-Key makes a submit safe to repeat.")
             // Documented by a transformer, not .Accepts<T>(): Accepts metadata makes routing answer a wrong content
             // type with a bare 415 before the handler can explain it.
             .AddOpenApiOperationTransformer(DescribeRequestBodyAsync)
@@ -30,7 +30,6 @@ public static class ExecutionsApi
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
-            .ProducesProblem(StatusCodes.Status501NotImplemented)
             .ProducesProblem(StatusCodes.Status502BadGateway)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable)
             .ProducesProblem(StatusCodes.Status504GatewayTimeout);
@@ -66,8 +65,6 @@ public static class ExecutionsApi
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
         if (problem is not null)
             return problem;
-        if (NotYetAvailable(body!) is { } notImplemented)
-            return notImplemented;
         if (ReadIdempotencyKey(request.Headers) is { Problem: { } badKey })
             return badKey;
         var key = ReadIdempotencyKey(request.Headers).Key;
@@ -223,17 +220,6 @@ public static class ExecutionsApi
                 "Send one Idempotency-Key header of 1 to 255 visible ASCII characters (a UUID is a good choice)."));
         }
         return (key, null);
-    }
-
-    /// <summary>The 501 for what arrives in a later issue (the orchestrator).</summary>
-    public static ProblemHttpResult? NotYetAvailable(ExecutionRequest request)
-    {
-        if (request.ExecutionType is { } type && ExecutionRequestReader.IsOneOf(type, [ExecutionKinds.Orchestrator]))
-        {
-            return Problems.Create(StatusCodes.Status501NotImplemented, "not_implemented", "Not implemented yet",
-                "The orchestrator execution type is not available yet; use \"simple\".");
-        }
-        return null;
     }
 
     public static bool PrefersAsync(Microsoft.Extensions.Primitives.StringValues prefer)

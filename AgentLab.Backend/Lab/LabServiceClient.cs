@@ -7,6 +7,8 @@ namespace AgentLab.Backend.Lab;
 /// </summary>
 public sealed class LabServiceClient(HttpClient http)
 {
+    internal HttpClient Http => http;
+
     public async Task<InferenceResponse> InferAsync(InferenceRequest request, TimeSpan timeout, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -23,6 +25,121 @@ public sealed class LabServiceClient(HttpClient http)
         {
             throw new LabServiceTimeoutException(timeout);
         }
+    }
+}
+
+/// <summary>
+/// <c>POST /orchestrate/</c> as a stream of NDJSON events. A run is not idempotent, so nothing here retries: the
+/// caller decides whether to continue the run with <c>previous_nodes</c>.
+/// </summary>
+public static class LabOrchestration
+{
+    private static readonly System.Net.Http.Headers.MediaTypeWithQualityHeaderValue AcceptNdjson = new("application/x-ndjson");
+
+    /// <summary>
+    /// Yields each event as it arrives, up to and including <c>completed</c>. An <c>error</c> event is thrown as
+    /// <see cref="LabServiceProblemException"/> (its data, when present, as the <c>flow</c> and <c>stop_reason</c>
+    /// extensions); a stream that breaks or ends early (LabService died) as <see cref="LabServiceUnavailableException"/>;
+    /// <paramref name="timeout"/> bounds the whole run (<see cref="LabServiceTimeoutException"/>).
+    /// </summary>
+    public static async IAsyncEnumerable<OrchestrateEvent> OrchestrateAsync(this LabServiceClient lab, OrchestrateRequest request,
+        TimeSpan timeout, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        using var message = LabHttp.Post("orchestrate/", request, LabJsonContext.Default.OrchestrateRequest);
+        message.Headers.Accept.Clear();
+        message.Headers.Accept.Add(AcceptNdjson);
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await LabHttp.SendAsync(lab.Http, message, static r => r.IsSuccessStatusCode, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new LabServiceTimeoutException(timeout);
+        }
+
+        using (response)
+        {
+            using var reader = await OpenAsync(response, deadline.Token).ConfigureAwait(false);
+            var events = 0;
+            while (true)
+            {
+                var line = await ReadLineAsync(reader, events, timeout, ct, deadline.Token).ConfigureAwait(false);
+                if (line is null)
+                {
+                    throw new LabServiceUnavailableException(
+                        $"the orchestration stream ended after {events} event(s) without 'completed' or 'error' (LabService stopped mid-run)");
+                }
+                if (line.Length == 0)
+                    continue;
+                var e = Parse(line, (int)response.StatusCode);
+                events++;
+                if (e.Type == OrchestrateEvent.ErrorType)
+                    throw ToProblem(e);
+                yield return e;
+                if (e.Type == OrchestrateEvent.Completed)
+                    yield break;
+            }
+        }
+    }
+
+    private static async Task<StreamReader> OpenAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        try
+        {
+            return new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), System.Text.Encoding.UTF8);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            throw new LabServiceUnavailableException($"the orchestration stream broke before its first event ({ex.Message})", ex);
+        }
+    }
+
+    private static async Task<string?> ReadLineAsync(StreamReader reader, int events, TimeSpan timeout, CancellationToken ct, CancellationToken deadline)
+    {
+        try
+        {
+            return await reader.ReadLineAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new LabServiceTimeoutException(timeout);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            throw new LabServiceUnavailableException($"the orchestration stream broke after {events} event(s) ({ex.Message})", ex);
+        }
+    }
+
+    private static OrchestrateEvent Parse(string line, int status)
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(line, LabJsonContext.Default.OrchestrateEvent)
+                ?? throw new System.Text.Json.JsonException("the event is JSON null");
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new LabServiceProblemException(StatusCodes.Status502BadGateway, "lab_error", "LabService gave an answer the Backend cannot use",
+                $"LabService answered HTTP {status}, but an orchestration event does not match the contract ({ex.Message}). " +
+                "Check that LabService and the Backend are the same version.",
+                new Dictionary<string, System.Text.Json.JsonElement>(), retryAfter: null);
+        }
+    }
+
+    private static LabServiceProblemException ToProblem(OrchestrateEvent e)
+    {
+        var extensions = new Dictionary<string, System.Text.Json.JsonElement>(StringComparer.Ordinal);
+        if (e.Data?.Flow is { } flow)
+            extensions["flow"] = System.Text.Json.JsonSerializer.SerializeToElement(flow, LabJsonContext.Default.LabFlow);
+        if (e.Data?.StopReason is { } stop)
+            extensions["stop_reason"] = System.Text.Json.JsonSerializer.SerializeToElement(stop, LabJsonContext.Default.LabStopReason);
+        var code = e.Error?.Code ?? "lab_error";
+        return new LabServiceProblemException(e.Error?.Status ?? StatusCodes.Status502BadGateway, code,
+            "The orchestration run failed in LabService", e.Error?.Message, extensions, retryAfter: null);
     }
 }
 

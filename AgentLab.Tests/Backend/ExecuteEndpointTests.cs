@@ -161,17 +161,6 @@ public sealed class ExecuteEndpointTests : BackendTestBase
     }
 
     [Fact]
-    public async Task Execute_Orchestrator_NotImplementedYet()
-    {
-        var client = Backend();
-
-        var response = await PostJsonAsync(client, """{"prompt": "p", "execution_type": "orchestrator"}""");
-
-        await AssertProblemAsync(response, 501, "not_implemented");
-        Assert.Empty(Lab.Received);
-    }
-
-    [Fact]
     public async Task Execute_UnknownModel_PassesModelNotFoundThrough()
     {
         Lab.Inference = FakeLabService.Problem(404, "model_not_found", "Model not found",

@@ -6,29 +6,6 @@ namespace AgentLab.Tests.Backend;
 
 public sealed class ExecutionsApiTests
 {
-    [Fact]
-    public void NotYetAvailable_Orchestrator_NotImplemented()
-    {
-        var request = new ExecutionRequest { Prompt = "p", ExecutionType = "orchestrator" };
-
-        var problem = ExecutionsApi.NotYetAvailable(request);
-
-        Assert.Equal(501, problem!.StatusCode);
-        Assert.Equal("not_implemented", problem.ProblemDetails.Extensions["code"]);
-        Assert.Contains("orchestrator", problem.ProblemDetails.Detail, StringComparison.OrdinalIgnoreCase);
-    }
-
-    [Theory]
-    [InlineData(null, null)]
-    [InlineData("simple", "sync")]
-    [InlineData("simple", "async")]
-    public void NotYetAvailable_Simple_Null(string? type, string? mode)
-    {
-        var request = new ExecutionRequest { Prompt = "p", ExecutionType = type, Mode = mode };
-
-        Assert.Null(ExecutionsApi.NotYetAvailable(request));
-    }
-
     [Theory]
     [InlineData("respond-async", true)]
     [InlineData("respond-async, wait=10", true)]

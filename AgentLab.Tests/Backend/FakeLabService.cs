@@ -57,6 +57,63 @@ public sealed class FakeLabService : IAsyncDisposable
     /// <summary><c>POST /orchestrate/graphs/validate</c>; by default accepts any definition named "review-loop".</summary>
     public Func<HttpContext, Task> ValidateGraph { get; set; } = Json(StatusCodes.Status200OK, GraphValidJson);
 
+    /// <summary><c>POST /orchestrate/</c>; by default streams a completed analyzer → executor → validator run.</summary>
+    public Func<HttpContext, Task> Orchestrate { get; set; } = Ndjson(OrchestrateEvents(["analyzer", "executor", "validator"]));
+
+    /// <summary>A LabService NodeRun as JSON (one model call, 5 + 3 tokens).</summary>
+    public static string NodeRunJson(string name, string output, bool restored = false)
+    {
+        var route = name == "validator" ? "\"pass\"" : "null";
+        var restoredJson = restored ? ",\"restored\":true" : "";
+        return $$"""{"name":"{{name}}","status":"completed","attempt":1,"started_at":"2026-11-22T10:00:00+00:00","ended_at":"2026-11-22T10:00:01+00:00","duration_ms":1000,"output":"{{output}}","route":{{route}},"metrics":{"duration_ms":1000,"model_calls":1,"prompt_tokens":5,"completion_tokens":3,"time_to_first_token_ms":4.5,"tool_calls":0,"prompt_version":"{{name}}.v1"}{{restoredJson}}}""";
+    }
+
+    public static string NodeCompletedEvent(long seq, string run, string name) =>
+        $$"""{"seq":{{seq}},"type":"node_completed","node":"{{name}}","run":{{run}},"ts":"2026-11-22T10:00:01+00:00"}""";
+
+    /// <summary>The <c>completed</c> event of a run over <paramref name="runs"/> (node runs as JSON) ending with <paramref name="stopCode"/>.</summary>
+    public static string CompletedEvent(long seq, IReadOnlyList<string> runs, IReadOnlyList<string> names, string stopCode = "completed", string? budget = null)
+    {
+        var edges = string.Join(",", names.Zip(names.Skip(1).Append("$end"), (a, b) => $$"""{"from":"{{a}}","to":"{{b}}","step":1}"""));
+        var budgetJson = budget is null ? "" : $$""","budget":"{{budget}}" """;
+        return $$"""{"seq":{{seq}},"type":"completed","data":{"output":"final answer","model":"mistral:7b","model_server":"simulator","flow":{"nodes":[{{string.Join(",", runs)}}],"edges":[{{edges}}],"iterations":1},"metrics":{"total_duration_ms":3000,"time_to_first_token_ms":4.5,"model_calls":{{runs.Count}},"prompt_tokens":{{5 * runs.Count}},"completion_tokens":{{3 * runs.Count}},"tool_calls":0,"steps":{{runs.Count}}},"stop_reason":{"code":"{{stopCode}}","message":"stopped: {{stopCode}}"{{budgetJson}}""" + "}}}";
+    }
+
+    /// <summary>The events of a whole run over <paramref name="names"/>: started/completed per node, then <c>completed</c>.</summary>
+    public static string[] OrchestrateEvents(IReadOnlyList<string> names, string stopCode = "completed", string? budget = null)
+    {
+        var lines = new List<string>();
+        var runs = names.Select(n => NodeRunJson(n, $"{n} output")).ToList();
+        for (var i = 0; i < names.Count; i++)
+        {
+            lines.Add($$"""{"seq":{{lines.Count + 1}},"type":"node_started","node":"{{names[i]}}","attempt":1,"step":{{i + 1}},"ts":"2026-11-22T10:00:00+00:00"}""");
+            lines.Add(NodeCompletedEvent(lines.Count + 1, runs[i], names[i]));
+        }
+        lines.Add(CompletedEvent(lines.Count + 1, runs, names, stopCode, budget));
+        return [.. lines];
+    }
+
+    /// <summary>Streams NDJSON lines, flushing after each one.</summary>
+    public static Func<HttpContext, Task> Ndjson(params string[] lines) => async ctx =>
+    {
+        await StartNdjsonAsync(ctx);
+        foreach (var line in lines)
+            await WriteLineAsync(ctx, line);
+    };
+
+    public static async Task StartNdjsonAsync(HttpContext ctx)
+    {
+        ctx.Response.StatusCode = StatusCodes.Status200OK;
+        ctx.Response.ContentType = "application/x-ndjson";
+        await ctx.Response.StartAsync(ctx.RequestAborted);
+    }
+
+    public static async Task WriteLineAsync(HttpContext ctx, string line)
+    {
+        await ctx.Response.WriteAsync(line + "\n", ctx.RequestAborted);
+        await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+    }
+
     public const string GraphValidJson = """{"valid":true,"name":"review-loop","nodes":2,"edges":3,"max_steps":12}""";
 
     public static async Task<FakeLabService> StartAsync(CancellationToken ct)
@@ -73,6 +130,7 @@ public sealed class FakeLabService : IAsyncDisposable
         app.MapPost("/inference/", async ctx => { await Record(fake!, ctx); await fake!.Inference(ctx); });
         app.MapGet("/models/", async ctx => { await Record(fake!, ctx); await fake!.Models(ctx); });
         app.MapGet("/health", async ctx => { await Record(fake!, ctx); await fake!.Health(ctx); });
+        app.MapPost("/orchestrate/", async ctx => { await Record(fake!, ctx); await fake!.Orchestrate(ctx); });
         app.MapPost("/orchestrate/graphs/validate", async ctx => { await Record(fake!, ctx); await fake!.ValidateGraph(ctx); });
 
         await app.StartAsync(ct).WaitAsync(TimeSpan.FromSeconds(10), ct);

@@ -18,6 +18,9 @@ public sealed class ExecutionRequest
     /// <summary>Tool names the executor may call (orchestrator only).</summary>
     public List<string>? Tools { get; set; }
 
+    /// <summary>A custom graph registered with <c>POST /api/v1/graphs</c>, run instead of the lab graph (orchestrator only).</summary>
+    public string? Graph { get; set; }
+
     public ExecutionParameters? Parameters { get; set; }
 
     /// <summary><c>sync</c> (default) or <c>async</c>.</summary>

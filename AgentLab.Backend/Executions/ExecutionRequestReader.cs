@@ -23,6 +23,7 @@ public static class ExecutionRequestReader
         ["$.mode"] = "a string",
         ["$.agents"] = "an array of strings",
         ["$.tools"] = "an array of strings",
+        ["$.graph"] = "a string",
         ["$.parameters"] = "an object",
         ["$.parameters.temperature"] = "a number",
         ["$.parameters.top_p"] = "a number",
@@ -126,6 +127,16 @@ public static class ExecutionRequestReader
 
         if (request.ExecutionType is { } type && !IsOneOf(type, ExecutionKinds.ExecutionTypes))
             Add("execution_type", $"The execution type '{type}' is not known; use one of: {string.Join(", ", ExecutionKinds.ExecutionTypes)}.");
+
+        if (request.Graph is { } graph)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(graph, "^[a-z][a-z0-9_-]{0,39}$"))
+                Add("graph", $"'{graph}' is not a graph name (lowercase letters, digits, '-' and '_', starting with a letter); GET /api/v1/graphs lists them.");
+            else if (request.ExecutionType is { } t && !IsOneOf(t, [ExecutionKinds.Orchestrator]))
+                Add("graph", "A graph runs as an orchestrator execution; drop execution_type or set it to \"orchestrator\".");
+            else if (request.Agents is { Count: > 0 })
+                Add("agents", "agents picks workers of the built-in lab graph; a custom graph names its own nodes. Send one or the other.");
+        }
 
         if (request.Mode is { } mode && !IsOneOf(mode, ExecutionKinds.Modes))
             Add("mode", $"The mode '{mode}' is not known; use one of: {string.Join(", ", ExecutionKinds.Modes)}.");

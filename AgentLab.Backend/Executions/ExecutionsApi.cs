@@ -59,7 +59,7 @@ public static class ExecutionsApi
     /// with the same body answers with that execution instead of running it again.
     /// </summary>
     public static async Task<IResult> ExecuteAsync(
-        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, DatabaseState database, DatabaseHealth databaseHealth,
+        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, Graphs.GraphStore graphs, DatabaseState database, DatabaseHealth databaseHealth,
         IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
@@ -68,6 +68,17 @@ public static class ExecutionsApi
         if (ReadIdempotencyKey(request.Headers) is { Problem: { } badKey })
             return badKey;
         var key = ReadIdempotencyKey(request.Headers).Key;
+
+        // A custom graph implies the orchestrator, and must be registered before anything is recorded.
+        if (body!.Graph is { } graphName)
+        {
+            body.ExecutionType = ExecutionKinds.Orchestrator;
+            if (await graphs.FindAsync(graphName, ct) is null)
+            {
+                return Problems.Create(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
+                    $"No graph named '{graphName}' is registered. Register it with POST /api/v1/graphs; GET /api/v1/graphs lists them.");
+            }
+        }
 
         var isAsync = (body!.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(request.Headers["Prefer"]);
         // Executions are recorded before they run: with the database down (or not migrated yet), refuse at once

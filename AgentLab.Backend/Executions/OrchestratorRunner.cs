@@ -14,6 +14,7 @@ namespace AgentLab.Backend.Executions;
 public sealed class OrchestratorRunner(
     ExecutionStore store,
     NodeRunStore nodeRuns,
+    Graphs.GraphStore graphs,
     LabServiceClient lab,
     IOptions<LabServiceOptions> labOptions,
     IOptions<OrchestratorOptions> options,
@@ -27,6 +28,7 @@ public sealed class OrchestratorRunner(
         var id = record.Id;
         var started = time.GetTimestamp();
         var previous = await nodeRuns.CompletedRunsAsync(id, ct).ConfigureAwait(false);
+        JsonElement? graph = null;
         if (previous.Count > 0)
             logger.OrchestrationContinuing(id, previous.Count);
 
@@ -40,7 +42,8 @@ public sealed class OrchestratorRunner(
             var leaseLost = false;
             try
             {
-                await foreach (var e in lab.OrchestrateAsync(ToLabRequest(request, previous), TimeoutFor(request), ct).ConfigureAwait(false))
+                graph ??= await LoadGraphAsync(request, ct).ConfigureAwait(false);
+                await foreach (var e in lab.OrchestrateAsync(ToLabRequest(request, previous, graph), TimeoutFor(request), ct).ConfigureAwait(false))
                 {
                     events++;
                     if (e.Type == OrchestrateEvent.NodeCompleted && e.Run is { } run)
@@ -222,7 +225,22 @@ public sealed class OrchestratorRunner(
         };
     }
 
-    private static OrchestrateRequest ToLabRequest(ExecutionRequest request, IReadOnlyList<string> previous)
+    /// <summary>
+    /// A custom graph as it is registered now (its existence was checked at submit; a replaced graph applies to a run
+    /// resumed later). A graph deleted meanwhile fails the run with <c>graph_not_found</c>.
+    /// </summary>
+    private async Task<JsonElement?> LoadGraphAsync(ExecutionRequest request, CancellationToken ct)
+    {
+        if (request.Graph is not { } name)
+            return null;
+        var registered = await graphs.FindAsync(name, ct).ConfigureAwait(false)
+            ?? throw new LabServiceProblemException(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
+                $"The graph '{name}' was deleted after this execution was submitted; register it again with POST /api/v1/graphs.",
+                new Dictionary<string, JsonElement>(), null);
+        return JsonDocument.Parse(registered.Definition).RootElement.Clone();
+    }
+
+    private static OrchestrateRequest ToLabRequest(ExecutionRequest request, IReadOnlyList<string> previous, JsonElement? graph)
     {
         var p = request.Parameters;
         return new OrchestrateRequest
@@ -241,6 +259,7 @@ public sealed class OrchestratorRunner(
                 TimeoutSeconds = p.TimeoutSeconds,
             },
             PreviousNodes = previous.Count == 0 ? null : previous.Select(json => JsonDocument.Parse(json).RootElement.Clone()).ToList(),
+            Graph = graph,
         };
     }
 

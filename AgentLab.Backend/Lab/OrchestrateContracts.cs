@@ -16,6 +16,9 @@ public sealed class OrchestrateRequest
     /// Kept as raw JSON so the Backend sends back exactly what it was given (route, values, metrics).
     /// </summary>
     public List<JsonElement>? PreviousNodes { get; init; }
+
+    /// <summary>A custom graph definition (as registered), run instead of the lab graph.</summary>
+    public JsonElement? Graph { get; init; }
 }
 
 public sealed class OrchestrateParameters

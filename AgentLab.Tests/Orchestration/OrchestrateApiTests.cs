@@ -16,59 +16,10 @@ public sealed class OrchestrateApiTests
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private sealed class Lab : IAsyncDisposable
-    {
-        private Lab(SimulatorHost simulator, WebApplicationFactory<LabServiceMarker> factory)
-        {
-            Simulator = simulator;
-            Factory = factory;
-            Client = factory.CreateClient();
-        }
-
-        public SimulatorHost Simulator { get; }
-        public WebApplicationFactory<LabServiceMarker> Factory { get; }
-        public HttpClient Client { get; }
-
-        public static async Task<Lab> StartAsync()
-        {
-            // Zero latency: these tests are about the contract, not timing.
-            var options = new SimulatorOptions { TimeToFirstTokenMs = 0, TokenLatencyMs = 0, LoadDurationMs = 0, PullStepDelayMs = 0 };
-            options.Models.AddRange(
-            [
-                new SimulatedModel { Name = "midstream:7b", Fault = "error_mid_stream:3" },
-                // Slow enough that a run is surely still generating when the client goes away.
-                new SimulatedModel { Name = "crawl:7b", TokenLatencyMs = 200 },
-            ]);
-            var simulator = await SimulatorHost.StartAsync(options, Ct).WaitAsync(Bound, Ct);
-            var factory = new WebApplicationFactory<LabServiceMarker>().WithWebHostBuilder(builder =>
-            {
-                builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
-                builder.UseSetting("Ollama:ConnectTimeoutSeconds", "2");
-            });
-            return new Lab(simulator, factory);
-        }
-
-        public Task<HttpResponseMessage> PostAsync(string json, bool ndjson = false)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, "/orchestrate/")
-            {
-                Content = new StringContent(json, Encoding.UTF8, "application/json"),
-            };
-            if (ndjson)
-                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
-            return Client.SendAsync(request, Ct).WaitAsync(Bound, Ct);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Client.Dispose();
-            await Factory.DisposeAsync();
-            await Simulator.DisposeAsync();
-        }
-    }
-
-    private static async Task<JsonElement> ReadJsonAsync(HttpResponseMessage response) =>
-        (await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(Ct), cancellationToken: Ct)).RootElement;
+    /// <summary>The simulator's models plus one that breaks mid-stream and one slow enough to be caught generating.</summary>
+    private static Task<OrchestrationLab> StartLabAsync() => OrchestrationLab.StartAsync(
+        new SimulatedModel { Name = "midstream:7b", Fault = "error_mid_stream:3" },
+        new SimulatedModel { Name = "crawl:7b", TokenLatencyMs = 200 });
 
     private static string[] NodeNames(JsonElement flow) =>
         [.. flow.GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("name").GetString()!)];
@@ -76,12 +27,12 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Orchestrate_Json_RunsTheLabGraphWithFlowAndMetrics()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync("""{"prompt":"List three prime numbers","model":"mistral7b","parameters":{"seed":1}}""");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.Equal("mistral:7b", body.GetProperty("model").GetString());
         Assert.Equal("simulator", body.GetProperty("model_server").GetString());
         var stop = body.GetProperty("stop_reason").GetProperty("code").GetString();
@@ -101,7 +52,7 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Orchestrate_Ndjson_StreamsGapFreeEventsEndingWithCompleted()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync("""{"prompt":"Explain caching","model":"mistral7b","agents":["analyzer","executor"]}""", ndjson: true);
 
@@ -122,7 +73,7 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Orchestrate_PreviousNodes_CompletedNodesAreNotRunAgain()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync("""
             {"prompt":"Explain caching","model":"mistral7b","agents":["analyzer","executor"],
@@ -131,7 +82,7 @@ public sealed class OrchestrateApiTests
             """);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var nodes = (await ReadJsonAsync(response)).GetProperty("flow").GetProperty("nodes");
+        var nodes = (await OrchestrationLab.ReadJsonAsync(response)).GetProperty("flow").GetProperty("nodes");
         Assert.True(nodes[0].GetProperty("restored").GetBoolean());
         Assert.Equal("the restored plan", nodes[0].GetProperty("output").GetString());
         Assert.Equal("executor", nodes[1].GetProperty("name").GetString());
@@ -141,12 +92,12 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Orchestrate_WithTheCalculatorTool_ExecutorCallsItThroughOllamaToolCalling()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync("""{"prompt":"What is 17 * 23?","model":"mistral7b","tools":["calculator"]}""");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         var executor = body.GetProperty("flow").GetProperty("nodes").EnumerateArray()
             .First(n => n.GetProperty("name").GetString() == "executor");
         Assert.True(executor.GetProperty("metrics").GetProperty("tool_calls").GetInt32() >= 1);
@@ -160,24 +111,24 @@ public sealed class OrchestrateApiTests
     [InlineData("""{"prompt":"","parameters":{"max_iterations":-1}}""", HttpStatusCode.BadRequest, "validation_failed")]
     public async Task Orchestrate_BadRequest_ProblemWithStableCode(string json, HttpStatusCode status, string code)
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync(json);
 
         Assert.Equal(status, response.StatusCode);
-        Assert.Equal(code, (await ReadJsonAsync(response)).GetProperty("code").GetString());
+        Assert.Equal(code, (await OrchestrationLab.ReadJsonAsync(response)).GetProperty("code").GetString());
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
     }
 
     [Fact]
     public async Task Orchestrate_ModelFailsMidRun_MappedLikeInferenceWithTheFlowSoFar()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.PostAsync("""{"prompt":"Explain caching","model":"midstream:7b"}""");
 
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
-        var problem = await ReadJsonAsync(response);
+        var problem = await OrchestrationLab.ReadJsonAsync(response);
         Assert.Equal("model_error", problem.GetProperty("code").GetString());
         Assert.Equal("node_failed", problem.GetProperty("stop_reason").GetProperty("code").GetString());
         var node = Assert.Single(problem.GetProperty("flow").GetProperty("nodes").EnumerateArray());
@@ -189,7 +140,7 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Orchestrate_ClientDisconnects_RunAndModelCallAreCancelled()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         var request = new HttpRequestMessage(HttpMethod.Post, "/orchestrate/")
         {
@@ -216,12 +167,12 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Describe_DefaultModel_ReportsGraphReadyWorkersAndCapabilitiesWithoutGenerating()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.Client.GetAsync("/orchestrate/", Ct).WaitAsync(Bound, Ct);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.True(body.GetProperty("ready").GetBoolean());
         var graph = body.GetProperty("graph");
         Assert.Equal("analyzer", graph.GetProperty("entry").GetString());
@@ -241,12 +192,12 @@ public sealed class OrchestrateApiTests
     [Fact]
     public async Task Describe_UnknownModel_WorkersNotReadyWithTheReason()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await StartLabAsync();
 
         var response = await lab.Client.GetAsync("/orchestrate/?model=nope:1b", Ct).WaitAsync(Bound, Ct);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.False(body.GetProperty("ready").GetBoolean());
         Assert.False(body.GetProperty("model").GetProperty("available").GetBoolean());
         var analyzer = body.GetProperty("workers")[0];

@@ -24,62 +24,15 @@ public sealed class CustomGraphApiTests
          "edges":[{"from":"writer","to":"critic"},{"from":"critic","to":"$end"}]}
         """;
 
-    private sealed class Lab : IAsyncDisposable
-    {
-        private Lab(SimulatorHost simulator, WebApplicationFactory<LabServiceMarker> factory)
-        {
-            Simulator = simulator;
-            Factory = factory;
-            Client = factory.CreateClient();
-        }
-
-        public SimulatorHost Simulator { get; }
-        public WebApplicationFactory<LabServiceMarker> Factory { get; }
-        public HttpClient Client { get; }
-
-        public static async Task<Lab> StartAsync()
-        {
-            var options = new SimulatorOptions { TimeToFirstTokenMs = 0, TokenLatencyMs = 0, LoadDurationMs = 0, PullStepDelayMs = 0 };
-            var simulator = await SimulatorHost.StartAsync(options, Ct).WaitAsync(Bound, Ct);
-            var factory = new WebApplicationFactory<LabServiceMarker>().WithWebHostBuilder(builder =>
-            {
-                builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
-                builder.UseSetting("Ollama:ConnectTimeoutSeconds", "2");
-            });
-            return new Lab(simulator, factory);
-        }
-
-        public Task<HttpResponseMessage> PostAsync(string json, bool ndjson = false)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, "/orchestrate/")
-            {
-                Content = new StringContent(json, Encoding.UTF8, "application/json"),
-            };
-            if (ndjson)
-                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
-            return Client.SendAsync(request, Ct).WaitAsync(Bound, Ct);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Client.Dispose();
-            await Factory.DisposeAsync();
-            await Simulator.DisposeAsync();
-        }
-    }
-
-    private static async Task<JsonElement> ReadJsonAsync(HttpResponseMessage response) =>
-        (await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(Ct), cancellationToken: Ct)).RootElement;
-
     [Fact]
     public async Task Orchestrate_WithGraph_RunsItsNodesOnTheirModels()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await OrchestrationLab.StartAsync();
 
         var response = await lab.PostAsync($$"""{"prompt":"Write about caching","model":"mistral7b","graph":{{ReviewGraph}}}""");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.Equal("completed", body.GetProperty("stop_reason").GetProperty("code").GetString());
         var nodes = body.GetProperty("flow").GetProperty("nodes").EnumerateArray().ToList();
         Assert.Equal(["writer", "critic"], nodes.Select(n => n.GetProperty("name").GetString()));
@@ -92,7 +45,7 @@ public sealed class CustomGraphApiTests
     [Fact]
     public async Task Orchestrate_WithGraphAsNdjson_StreamsItsNodesAndEndsCompleted()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await OrchestrationLab.StartAsync();
 
         var response = await lab.PostAsync($$"""{"prompt":"Write about caching","model":"mistral7b","graph":{{ReviewGraph}}}""", ndjson: true);
 
@@ -108,7 +61,7 @@ public sealed class CustomGraphApiTests
     [Fact]
     public async Task Orchestrate_WithInvalidGraph_Returns400InvalidGraphNamingThePath()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await OrchestrationLab.StartAsync();
         const string graph = """
             {"name":"broken","entry":"writer","nodes":[{"name":"writer","role":"You write."}],
              "edges":[{"from":"writer","to":"ghost"}]}
@@ -117,7 +70,7 @@ public sealed class CustomGraphApiTests
         var response = await lab.PostAsync($$"""{"prompt":"Write","model":"mistral7b","graph":{{graph}}}""");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.Equal("invalid_graph", body.GetProperty("code").GetString());
         Assert.Contains(body.GetProperty("errors").EnumerateArray(), e => e.GetProperty("path").GetString() == "edges[0].to");
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
@@ -126,25 +79,25 @@ public sealed class CustomGraphApiTests
     [Fact]
     public async Task Orchestrate_WithGraphNodeOnAnUnknownModel_Returns404BeforeRunning()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await OrchestrationLab.StartAsync();
         var graph = ReviewGraph.Replace("phi3:mini", "no-such-model:1b", StringComparison.Ordinal);
 
         var response = await lab.PostAsync($$"""{"prompt":"Write","model":"mistral7b","graph":{{graph}}}""");
 
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Equal("model_not_found", (await ReadJsonAsync(response)).GetProperty("code").GetString());
+        Assert.Equal("model_not_found", (await OrchestrationLab.ReadJsonAsync(response)).GetProperty("code").GetString());
         Assert.Equal(0, lab.Simulator.Stats.GenerationRequests);
     }
 
     [Fact]
     public async Task Orchestrate_WithGraphAndAgents_Returns400()
     {
-        await using var lab = await Lab.StartAsync();
+        await using var lab = await OrchestrationLab.StartAsync();
 
         var response = await lab.PostAsync($$"""{"prompt":"Write","model":"mistral7b","agents":["executor"],"graph":{{ReviewGraph}}}""");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        var body = await ReadJsonAsync(response);
+        var body = await OrchestrationLab.ReadJsonAsync(response);
         Assert.True(body.GetProperty("errors").TryGetProperty("agents", out _));
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using AgentLab.Backend;
 using AgentLab.LabService;
 using AgentLab.LabService.Models;
 using AgentLab.LabService.Orchestration;
@@ -24,10 +25,13 @@ namespace AgentLab.Bench;
 /// <summary>
 /// What the orchestrator costs on top of the model calls it makes: the four-worker lab graph through GraphRunner
 /// against the very same model calls made directly on the same <see cref="IChatClient"/>, then the graph through
-/// <c>POST /orchestrate/</c> on a real socket, with the simulator at zero token latency so that only our code shows.
+/// <c>POST /orchestrate/</c> on a real socket, then <c>POST /api/v1/execute</c> (orchestrator) on the Backend, which
+/// records the execution, streams the same graph from LabService, writes it node by node and finishes in one
+/// transaction; with the simulator at zero token latency so that only our code shows.
 /// </summary>
 /// <remarks>
-/// Everything runs in this process (simulator, LabService on Kestrel, the graph), so the in-process graph and the
+/// Everything runs in this process (simulator, LabService and the Backend on Kestrel, the graph; only PostgreSQL is a
+/// throw-away server of its own), so the in-process graph and the
 /// HTTP one share the JIT'd code and the machine. The paths are interleaved run by run, with the order flipped every
 /// other run, so noise and drift hit them alike; the overhead is the paired difference of each run.
 /// </remarks>
@@ -39,7 +43,9 @@ internal static class OrchestrateBenchmark
 
     /// <param name="seed">Fixes the simulator's replies; the default 40 walks the longest path of the lab graph for this
     /// prompt: analyzer → executor → validator (revise) twice, then pass: 7 transitions, 7 model calls.</param>
-    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, long seed)
+    /// <param name="connection">A PostgreSQL server for the Backend's database (a new database, dropped at the end), or
+    /// null for a throw-away server.</param>
+    public static async Task<int> RunAsync(int runs, TimeSpan warmUp, long seed, string? connection)
     {
         var ct = CancellationToken.None;
         Console.WriteLine("Starting the simulator (zero latency) and LabService on Kestrel, both in-process...");
@@ -57,7 +63,27 @@ internal static class OrchestrateBenchmark
         });
         factory.UseKestrel();
         factory.StartServer();
-        var labAddress = new Uri(factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+        var labAddress = AddressOf(factory.Services);
+
+        // The Backend as deployed, minus Aspire: LabService found through service discovery, its own database (migrated
+        // by the Backend at start), no retention sweep competing with the runs.
+        await using var database = await BenchDatabase.StartAsync(connection, keep: false, [], ct);
+        Console.WriteLine("Starting the Backend on Kestrel, in-process...");
+        await using var backend = new WebApplicationFactory<BackendMarker>().WithWebHostBuilder(builder =>
+        {
+            builder.UseEnvironment(Environments.Production);
+            builder.UseSetting("urls", "http://127.0.0.1:0");
+            builder.UseSetting("ConnectionStrings:agentlabdb", database.ConnectionString);
+            builder.UseSetting("services:labservice:http:0", labAddress.ToString());
+            builder.UseSetting("Retention:Enabled", "false");
+            builder.UseSetting("Logging:LogLevel:Default", "Warning");
+            // EF logs the migrator's first look for a history table that a fresh database cannot have yet as a failure.
+            builder.UseSetting("Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command", "Critical");
+            builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore", "Warning");
+        });
+        backend.UseKestrel();
+        backend.StartServer();
+        var backendAddress = AddressOf(backend.Services);
 
         var services = factory.Services;
         var paths = new Paths(
@@ -66,10 +92,8 @@ internal static class OrchestrateBenchmark
             services.GetRequiredService<IOptions<OrchestrationOptions>>().Value,
             (await services.GetRequiredService<ModelManager>().ResolveAsync(Model, ct)).Name,
             seed,
-            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, UseProxy = false })
-            {
-                BaseAddress = labAddress, Timeout = TimeSpan.FromSeconds(30),
-            });
+            Client(labAddress),
+            Client(backendAddress));
 
         // Tiered JIT with dynamic PGO keeps recompiling hot paths for seconds after start: measure after it settles.
         Console.WriteLine($"Warming up every path for {warmUp.TotalSeconds:0} s...");
@@ -80,23 +104,30 @@ internal static class OrchestrateBenchmark
             recording = (await paths.GraphAsync(ct)).Calls;
             await paths.DirectAsync(recording, ct);
             await paths.HttpAsync(ct);
+            await paths.HttpAsync(ct, ndjson: true);
+            await paths.BackendAsync(ct);
             await MicroAsync(ct);
         }
 
         var samples = new List<Sample>(runs);
         for (var i = 0; i < runs; i++)
         {
-            // Even runs: graph, direct, HTTP. Odd runs: HTTP, direct (the previous run's calls), graph.
+            // Even runs: graph, direct, HTTP, Backend. Odd runs: Backend, HTTP, direct (the previous run's calls), graph.
             GraphSample graph;
-            double direct, http;
+            double direct, http, stream;
+            BackendSample viaBackend;
             if (i % 2 == 0)
             {
                 graph = await paths.GraphAsync(ct);
                 direct = await paths.DirectAsync(graph.Calls, ct);
                 http = await paths.HttpAsync(ct);
+                stream = await paths.HttpAsync(ct, ndjson: true);
+                viaBackend = await paths.BackendAsync(ct);
             }
             else
             {
+                viaBackend = await paths.BackendAsync(ct);
+                stream = await paths.HttpAsync(ct, ndjson: true);
                 http = await paths.HttpAsync(ct);
                 direct = await paths.DirectAsync(recording, ct);
                 graph = await paths.GraphAsync(ct);
@@ -104,7 +135,7 @@ internal static class OrchestrateBenchmark
             if (i % 2 == 1 && !SameCalls(recording, graph.Calls))
                 graph = graph with { Mismatched = true };
             recording = graph.Calls;
-            samples.Add(new Sample(graph, direct, http));
+            samples.Add(new Sample(graph, direct, http, stream, viaBackend));
         }
 
         var micro = new List<double>();
@@ -112,9 +143,6 @@ internal static class OrchestrateBenchmark
             micro.Add(await MicroAsync(ct) * 1000 / MicroSteps);
 
         Print(samples, micro, runs, warmUp, seed);
-        Console.WriteLine($"{"Backend POST /api/v1/execute (orchestrator)",-46} not available yet: the Backend has no orchestrator " +
-            "execution path on main (AgentLab.Backend/Executions/ExecutionRunner.cs).");
-        // Once it exists: the Backend in-process on a BenchDatabase (as history does), execution_type orchestrator.
         return samples.Any(s => s.Graph.StopCode is not (StopCodes.Completed or StopCodes.Rejected)) ? 1 : 0;
     }
 
@@ -141,10 +169,19 @@ internal static class OrchestrateBenchmark
         Row("  overhead per node transition", perTransition, "ms");
         Row("POST /orchestrate/ (Kestrel socket, JSON)", samples.Select(s => s.Http), "ms");
         Row("  HTTP + JSON over in-process (paired)", samples.Select(s => s.Http - s.Graph.Ms), "ms");
+        Row("POST /orchestrate/ as NDJSON (the Backend's way)", samples.Select(s => s.Stream), "ms");
+        Row("  NDJSON stream over JSON (paired)", samples.Select(s => s.Stream - s.Http), "ms");
+        Row("POST /api/v1/execute orchestrator (Backend)", samples.Select(s => s.Backend.Ms), "ms");
+        Row("  Backend's added cost (paired − /orchestrate/)", samples.Select(s => s.Backend.Ms - s.Http), "ms");
+        Row("  of which over the NDJSON stream (paired)", samples.Select(s => s.Backend.Ms - s.Stream), "ms");
+        Row("  Backend's added cost per node written", samples.Select(s => (s.Backend.Ms - s.Http) / s.Backend.Nodes), "ms");
         Row($"runtime alone: no-op graph, {MicroSteps} steps", micro, "µs/transition");
         Console.WriteLine();
         var p50 = Percentile([.. perTransition.Order()], 0.50);
         Console.WriteLine($"Target under 1 ms per transition at p50: {(p50 < 1 ? "met" : "NOT met")} ({p50:0.000} ms).");
+        var nodes = samples.Select(s => s.Backend.Nodes).Distinct().Order();
+        Console.WriteLine($"Backend: every execution completed with {string.Join("/", nodes)} stored nodes; its added cost is the record, " +
+            "the node-by-node writes, the final transaction, its HTTP hop; the NDJSON stream it reads from LabService is measured apart.");
     }
 
     private static void Row(string name, IEnumerable<double> values, string unit)
@@ -152,6 +189,15 @@ internal static class OrchestrateBenchmark
         var sorted = values.Order().ToArray();
         Console.WriteLine($"{name,-46} {Percentile(sorted, 0.50),10:0.000} {Percentile(sorted, 0.95),10:0.000}  {unit}");
     }
+
+    private static Uri AddressOf(IServiceProvider services) =>
+        new(services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+
+    private static HttpClient Client(Uri address) =>
+        new(new SocketsHttpHandler { PooledConnectionLifetime = Timeout.InfiniteTimeSpan, UseProxy = false })
+        {
+            BaseAddress = address, Timeout = TimeSpan.FromSeconds(30),
+        };
 
     private static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
@@ -179,10 +225,14 @@ internal static class OrchestrateBenchmark
     }
 
     private sealed class Paths(IChatClient chat, LabGraphFactory labGraphs, OrchestrationOptions options, string model, long seed,
-        HttpClient http)
+        HttpClient http, HttpClient backend)
     {
         private readonly byte[] _requestBody = Encoding.UTF8.GetBytes(
             $"{{\"prompt\":{JsonSerializer.Serialize(Prompt)},\"model\":\"{Model}\",\"parameters\":{{\"seed\":{seed}}}}}");
+
+        // The same graph, model and seed as /orchestrate/ gets, through the Backend (sync: answered when it has finished).
+        private readonly byte[] _executeBody = Encoding.UTF8.GetBytes(
+            $"{{\"prompt\":{JsonSerializer.Serialize(Prompt)},\"model\":\"{Model}\",\"execution_type\":\"orchestrator\",\"parameters\":{{\"seed\":{seed}}}}}");
 
         /// <summary>The lab graph as <c>POST /orchestrate/</c> builds and runs it, minus HTTP and JSON.</summary>
         public async Task<GraphSample> GraphAsync(CancellationToken ct)
@@ -214,26 +264,49 @@ internal static class OrchestrateBenchmark
             return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
 
-        public async Task<double> HttpAsync(CancellationToken ct)
+        /// <param name="ndjson">Asks for the event stream (Accept: application/x-ndjson), as the Backend does.</param>
+        public async Task<double> HttpAsync(CancellationToken ct, bool ndjson = false)
         {
             var start = Stopwatch.GetTimestamp();
-            using var content = new ByteArrayContent(_requestBody);
-            content.Headers.ContentType = new("application/json");
-            using var response = await http.PostAsync("/orchestrate/", content, ct);
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/orchestrate/") { Content = new ByteArrayContent(_requestBody) };
+            request.Content.Headers.ContentType = new("application/json");
+            if (ndjson)
+                request.Headers.Accept.Add(new("application/x-ndjson"));
+            using var response = await http.SendAsync(request, ct);
             await response.Content.LoadIntoBufferAsync(ct);
             var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             if (response.StatusCode != HttpStatusCode.OK)
                 throw new InvalidOperationException($"POST /orchestrate/ answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
             return ms;
         }
+
+        public async Task<BackendSample> BackendAsync(CancellationToken ct)
+        {
+            var start = Stopwatch.GetTimestamp();
+            using var content = new ByteArrayContent(_executeBody);
+            content.Headers.ContentType = new("application/json");
+            using var response = await backend.PostAsync("/api/v1/execute", content, ct);
+            await response.Content.LoadIntoBufferAsync(ct);
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (response.StatusCode != HttpStatusCode.OK)
+                throw new InvalidOperationException($"POST /api/v1/execute answered {(int)response.StatusCode}: {body}");
+            using var result = JsonDocument.Parse(body);
+            var status = result.RootElement.GetProperty("status").GetString();
+            if (status != "completed")
+                throw new InvalidOperationException($"The orchestrator execution ended {status}: {body}");
+            return new BackendSample(ms, result.RootElement.GetProperty("flow").GetProperty("nodes").GetArrayLength());
+        }
     }
+
+    private sealed record BackendSample(double Ms, int Nodes);
 
     private sealed record RecordedCall(List<ChatMessage> Messages, ChatOptions? Options);
 
     private sealed record GraphSample(double Ms, int Transitions, IReadOnlyList<RecordedCall> Calls, string StopCode, string Graph,
         IReadOnlyList<string> Nodes, string Path, bool Mismatched = false);
 
-    private sealed record Sample(GraphSample Graph, double Direct, double Http);
+    private sealed record Sample(GraphSample Graph, double Direct, double Http, double Stream, BackendSample Backend);
 
     /// <summary>Passes every call through and keeps its messages and options, to replay them directly.</summary>
     private sealed class RecordingChatClient(IChatClient inner) : DelegatingChatClient(inner)

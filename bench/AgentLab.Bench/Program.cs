@@ -3,7 +3,7 @@ using AgentLab.Bench;
 
 // dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
-// dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40]
+// dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
 // dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
@@ -30,7 +30,8 @@ switch (command)
     case "orchestrate":
         return await OrchestrateBenchmark.RunAsync(int.Parse(ReadOption(args, "--runs", "200"), CultureInfo.InvariantCulture),
             TimeSpan.FromSeconds(double.Parse(ReadOption(args, "--warmup", "15"), CultureInfo.InvariantCulture)),
-            long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture));
+            long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture),
+            ReadOption(args, "--connection", "") is { Length: > 0 } server ? server : null);
     default:
         Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate");
         return 2;

@@ -238,6 +238,7 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
         var now = time.GetUtcNow();
         var ids = await db.Executions.AsNoTracking()
             .Where(e => e.Status == ExecutionStatus.Running && e.LeaseExpiresAt < now && e.Attempt >= maxAttempts)
+            .OrderBy(e => e.LeaseExpiresAt)
             .Select(e => new { e.Id, e.LeaseOwner, e.Attempt })
             .Take(100)
             .ToListAsync(ct).ConfigureAwait(false);

@@ -31,8 +31,15 @@ internal static class GatewayBenchmark
             ["--Simulator:TimeToFirstTokenMs=0", "--Simulator:TokenLatencyMs=0", "--Simulator:LoadDurationMs=0"]);
         await using var lab = await ServiceProcess.StartAsync("AgentLab.LabService", "/health",
             new Dictionary<string, string>(quiet) { ["ConnectionStrings__ollama"] = $"Endpoint={simulator.BaseAddress}" }, []);
+        // The Backend records every execution before it runs it: it needs its PostgreSQL (a throw-away one here).
+        await using var database = await BenchDatabase.StartAsync(null, keep: false, [], CancellationToken.None);
         await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health",
-            new Dictionary<string, string>(quiet) { ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/') }, []);
+            new Dictionary<string, string>(quiet)
+            {
+                ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/'),
+                ["ConnectionStrings__agentlabdb"] = database.ConnectionString,
+                ["Retention__Enabled"] = "false",
+            }, []);
 
         var numPredict = maxTokens is { } n ? $",\"num_predict\":{n}" : "";
         var parameters = maxTokens is { } m ? $",\"parameters\":{{\"max_tokens\":{m}}}" : "";

@@ -59,15 +59,15 @@ public static class ExecutionsApi
     /// with the same body answers with that execution instead of running it again.
     /// </summary>
     public static async Task<IResult> ExecuteAsync(
-        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, Graphs.GraphStore graphs, DatabaseState database, DatabaseHealth databaseHealth,
+        HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, Graphs.GraphStore graphs, DatabaseHealth databaseHealth,
         IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
         if (problem is not null)
             return problem;
-        if (ReadIdempotencyKey(request.Headers) is { Problem: { } badKey })
+        var (key, badKey) = ReadIdempotencyKey(request.Headers);
+        if (badKey is not null)
             return badKey;
-        var key = ReadIdempotencyKey(request.Headers).Key;
 
         // A custom graph implies the orchestrator, and must be registered before anything is recorded.
         if (body!.Graph is { } graphName)
@@ -83,7 +83,7 @@ public static class ExecutionsApi
         var isAsync = (body!.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(request.Headers["Prefer"]);
         // Executions are recorded before they run: with the database down (or not migrated yet), refuse at once
         // with 503 db_unavailable and Retry-After rather than wait out connection timeouts.
-        await database.WaitForFirstOutcomeAsync(DatabaseStartupWait, ct);
+        await databaseHealth.WaitForMigrationStepAsync(DatabaseStartupWait, ct);
         databaseHealth.ThrowIfUnavailable();
 
         var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key);

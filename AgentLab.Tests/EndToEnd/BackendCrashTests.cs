@@ -35,43 +35,16 @@ public sealed class BackendCrashTests
             Encoding.UTF8, "application/json"), Ct).WaitAsync(Bound, Ct);
         Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
         var id = JsonDocument.Parse(await submitted.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("execution_id").GetString()!;
-        await PollAsync(backend, id, s => s == "running");
+        await ExecutionPolling.PollAsync(backend, id, b => b.GetProperty("status").GetString() == "running", Bound);
         var killedPid = resource.ProcessId!.Value;
         Process.GetProcessById(killedPid).Kill(entireProcessTree: true);
 
-        var finished = await PollAsync(backend, id, s => s is "completed" or "failed");
+        var finished = await ExecutionPolling.PollAsync(backend, id, b => b.GetProperty("status").GetString() is "completed" or "failed", Bound);
 
         Assert.Equal("completed", finished.GetProperty("status").GetString());
         Assert.Equal(2, finished.GetProperty("attempt").GetInt32());
         Assert.False(string.IsNullOrEmpty(finished.GetProperty("output").GetString()));
         Assert.Equal(restartsBefore + 1, resource.RestartCount);
         Assert.NotEqual(killedPid, resource.ProcessId);
-    }
-
-    /// <summary>Reads the execution until its status matches; tolerates the Backend being down while it restarts.</summary>
-    private static async Task<JsonElement> PollAsync(HttpClient backend, string id, Func<string, bool> done)
-    {
-        var clock = Stopwatch.StartNew();
-        string? last = null;
-        while (clock.Elapsed < Bound)
-        {
-            try
-            {
-                using var response = await backend.GetAsync($"/api/v1/executions/{id}", Ct).WaitAsync(TimeSpan.FromSeconds(5), Ct);
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
-                    last = body.GetProperty("status").GetString();
-                    if (done(last!))
-                        return body;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TimeoutException)
-            {
-                // The Backend is restarting (refused), or a read was cut by the kill; the overall bound still holds.
-            }
-            await Task.Delay(100, Ct);
-        }
-        throw new TimeoutException($"execution {id} still {last ?? "unreadable"} after {Bound.TotalSeconds} s");
     }
 }

@@ -36,13 +36,13 @@ public sealed class LabServiceCrashTests
         Assert.Equal(HttpStatusCode.Accepted, submitted.StatusCode);
         var id = JsonDocument.Parse(await submitted.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("execution_id").GetString()!;
         // The first node_completed is persisted: the run is past the analyzer and inside the executor.
-        var midRun = await PollAsync(backend, id, b => b.GetProperty("flow").GetProperty("nodes").GetArrayLength() >= 1
-            || b.GetProperty("status").GetString() is not ("queued" or "running"));
+        var midRun = await ExecutionPolling.PollAsync(backend, id, b => b.GetProperty("flow").GetProperty("nodes").GetArrayLength() >= 1
+            || b.GetProperty("status").GetString() is not ("queued" or "running"), Bound);
         Assert.Equal("running", midRun.GetProperty("status").GetString());
         var killedPid = lab.ProcessId!.Value;
         Process.GetProcessById(killedPid).Kill(entireProcessTree: true);
 
-        var finished = await PollAsync(backend, id, b => b.GetProperty("status").GetString() is not ("queued" or "running"));
+        var finished = await ExecutionPolling.PollAsync(backend, id, b => b.GetProperty("status").GetString() is not ("queued" or "running"), Bound);
 
         Assert.True(finished.GetProperty("status").GetString() == "completed", finished.ToString());
         var names = finished.GetProperty("flow").GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("name").GetString()).ToList();
@@ -62,32 +62,5 @@ public sealed class LabServiceCrashTests
                 rows.Add((reader.GetString(0), reader.GetInt32(1), reader.GetBoolean(2)));
         }
         Assert.Equal([("analyzer", 0, true), ("executor", 1, false)], rows);
-    }
-
-    /// <summary>Reads the execution until it matches; tolerates a read cut short.</summary>
-    private static async Task<JsonElement> PollAsync(HttpClient backend, string id, Func<JsonElement, bool> done)
-    {
-        var clock = Stopwatch.StartNew();
-        string? last = null;
-        while (clock.Elapsed < Bound)
-        {
-            try
-            {
-                using var response = await backend.GetAsync($"/api/v1/executions/{id}", Ct).WaitAsync(TimeSpan.FromSeconds(5), Ct);
-                if (response.StatusCode == HttpStatusCode.OK)
-                {
-                    var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
-                    last = body.GetProperty("status").GetString();
-                    if (done(body))
-                        return body;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TimeoutException)
-            {
-                // A read cut short; the overall bound still holds.
-            }
-            await Task.Delay(50, Ct);
-        }
-        throw new TimeoutException($"execution {id} still {last ?? "unreadable"} after {Bound.TotalSeconds} s");
     }
 }

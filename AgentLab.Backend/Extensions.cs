@@ -1,6 +1,7 @@
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Data.Retention;
 using AgentLab.Backend.Errors;
+using AgentLab.Backend.Events;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
@@ -41,6 +42,7 @@ public static class BackendExtensions
 
         services.AddAgentLabDatabase();
         services.AddRetention();                // deletes old finished executions, compacts their events
+        services.AddExecutionEvents();          // Redis pub/sub and the stored event log: Events/
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();

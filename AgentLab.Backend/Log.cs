@@ -122,4 +122,22 @@ internal static partial class Log
 
     [LoggerMessage(1602, LogLevel.Information, "Orchestration {ExecutionId} continues after {CompletedNodes} completed node(s) of an earlier attempt")]
     public static partial void OrchestrationContinuing(this ILogger logger, Guid executionId, int completedNodes);
+
+    [LoggerMessage(1700, LogLevel.Information, "No ConnectionStrings:redis is set: events are stored in PostgreSQL and streamed from there (polled), and a cancel reaches other replicas at their next lease heartbeat. Set ConnectionStrings:redis for live delivery across replicas")]
+    public static partial void RedisNotConfigured(this ILogger logger);
+
+    [LoggerMessage(1701, LogLevel.Warning, "Redis at {Endpoint} is unreachable at start; executions still run and are stored, and streams read PostgreSQL until it answers (retrying every 0.5 s)")]
+    public static partial void RedisUnreachableAtStart(this ILogger logger, string endpoint);
+
+    [LoggerMessage(1702, LogLevel.Warning, "Lost the connection to Redis at {Endpoint} ({FailureType}: {Reason}); streams fall back to reading PostgreSQL until it is back")]
+    public static partial void RedisConnectionLost(this ILogger logger, string endpoint, string failureType, string reason);
+
+    [LoggerMessage(1703, LogLevel.Information, "Redis at {Endpoint} is back; live delivery resumes")]
+    public static partial void RedisConnectionRestored(this ILogger logger, string endpoint);
+
+    [LoggerMessage(1704, LogLevel.Error, "Cannot use ConnectionStrings:redis ({Endpoint}); the Backend runs without Redis. Fix the connection string (host:port[,options])")]
+    public static partial void RedisConnectFailed(this ILogger logger, Exception exception, string endpoint);
+
+    [LoggerMessage(1705, LogLevel.Warning, "Publishing events of execution {ExecutionId} on Redis failed ({Reason}); they are stored, and subscribers read them from PostgreSQL (logged at most every 10 s)")]
+    public static partial void RedisPublishFailed(this ILogger logger, Guid executionId, string reason);
 }

@@ -322,6 +322,9 @@ public static class EventTypes
     public const string ExecutionFailed = "execution_failed";
     public const string ExecutionCancelled = "execution_cancelled";
 
+    /// <summary>True for the events that end an execution's log.</summary>
+    public static bool IsTerminal(string type) => type is ExecutionCompleted or ExecutionFailed or ExecutionCancelled;
+
     /// <summary>The event that ends a run in <paramref name="status"/> (a timeout is a failure with its own code).</summary>
     public static string ForTerminal(string status) => status switch
     {

@@ -11,7 +11,11 @@ public sealed class CancelSignals(RunningExecutions running, RedisConnection red
 {
     private static readonly TimeSpan SubscribeRetry = TimeSpan.FromSeconds(1);
     private readonly CancellationTokenSource stopping = new();
+    private readonly TaskCompletionSource subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task listening = Task.CompletedTask;
+
+    /// <summary>Completes once this replica listens on <see cref="EventChannels.Cancel"/> (never without Redis).</summary>
+    public Task Subscribed => subscribed.Task;
 
     /// <summary>Stops the run of <paramref name="executionId"/>, whose row is already <c>cancelled</c>, wherever it runs.</summary>
     public void Send(Guid executionId)
@@ -56,6 +60,7 @@ public sealed class CancelSignals(RunningExecutions running, RedisConnection red
                     return;   // an unusable connection string, reported by RedisConnection
                 // The library restores this subscription by itself after every reconnect.
                 await connection.GetSubscriber().SubscribeAsync(EventChannels.Cancel, OnMessage).WaitAsync(ct).ConfigureAwait(false);
+                subscribed.TrySetResult();
                 return;
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -87,9 +92,9 @@ public sealed class CancelSignals(RunningExecutions running, RedisConnection red
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        // Called again when the host is disposed after it stopped: cancelling twice is harmless, disposing is not.
         await stopping.CancelAsync().ConfigureAwait(false);
         await listening.ConfigureAwait(false);
-        stopping.Dispose();
     }
 }
 

@@ -189,7 +189,8 @@ public sealed class EventJournal : IAsyncDisposable
             {
                 while (ready.Count < options.MaxBatchEvents && reader.TryRead(out var item))
                     coalescer.Add(item, ready);
-                if (coalescer.HasPending && time.GetElapsedTime(coalescer.PendingSince) >= ChunkInterval)
+                if (coalescer.HasPending && (time.GetElapsedTime(coalescer.PendingSince) >= ChunkInterval
+                    || (chunkDue is { IsCompleted: true } && chunkDueFor == coalescer.PendingSince)))
                     coalescer.Flush(ready);
 
                 if (ready.Count > 0)

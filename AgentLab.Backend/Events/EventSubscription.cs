@@ -12,13 +12,21 @@ public sealed class EventSubscription : IDisposable
     private readonly ExecutionEventHub hub;
     private readonly Channel<EventMessage> queue;
     private readonly Action? onOverflow;
+    private readonly long lagLimitMs;
+    private int state = Replaying;
+    private long laggingSince;
     private int overflowed;
     private int maxQueued;
 
-    internal EventSubscription(ExecutionEventHub hub, Guid executionId, int capacity, Action? onOverflow)
+    // While the subscriber replays from PostgreSQL it does not read its queue: a full queue then only means it must
+    // replay further (everything is stored), not that the client is slow. Only a live subscriber is dropped at once.
+    private const int Replaying = 0, Lagging = 1, Live = 2;
+
+    internal EventSubscription(ExecutionEventHub hub, Guid executionId, int capacity, TimeSpan lagLimit, Action? onOverflow)
     {
         this.hub = hub;
         this.onOverflow = onOverflow;
+        lagLimitMs = (long)lagLimit.TotalMilliseconds;
         ExecutionId = executionId;
         Capacity = capacity;
         // Full means the client is not keeping up: the feed never waits for one subscriber, it drops it.
@@ -54,18 +62,49 @@ public sealed class EventSubscription : IDisposable
     /// <summary>Set while the subscriber counts as attached (hub lock).</summary>
     internal bool Attached { get; set; }
 
-    /// <summary>Called by the feed's loop only; false when the queue is full.</summary>
+    /// <summary>
+    /// Called by the feed's loop only. False when the subscriber must be dropped as too slow: its queue is full while
+    /// it is live, or it has been replaying with a full queue for longer than <c>Streams:ReplayLagSeconds</c>.
+    /// </summary>
     internal bool TryDeliver(in EventMessage message)
     {
-        if (!queue.Writer.TryWrite(message))
-            return false;
-        var depth = queue.Reader.Count;
-        if (depth > maxQueued)
+        var current = Volatile.Read(ref state);
+        if (current == Lagging)
+            return !LaggedTooLong();
+        if (queue.Writer.TryWrite(message))
         {
-            Volatile.Write(ref maxQueued, depth);
-            hub.NoteQueueDepth(depth);
+            var depth = queue.Reader.Count;
+            if (depth > maxQueued)
+            {
+                Volatile.Write(ref maxQueued, depth);
+                hub.NoteQueueDepth(depth);
+            }
+            return true;
         }
-        return true;
+        if (current == Replaying && Interlocked.CompareExchange(ref state, Lagging, Replaying) == Replaying)
+        {
+            Volatile.Write(ref laggingSince, Environment.TickCount64);
+            return true;
+        }
+        return Volatile.Read(ref state) == Lagging && !LaggedTooLong();
+    }
+
+    private bool LaggedTooLong() => Environment.TickCount64 - Volatile.Read(ref laggingSince) > lagLimitMs;
+
+    /// <summary>
+    /// After a replay: switches to live delivery, or returns false when the queue overflowed meanwhile; then the queue
+    /// has been emptied and the subscriber must replay again (what it dropped is in PostgreSQL) before trying again.
+    /// </summary>
+    public bool TryGoLive()
+    {
+        if (Interlocked.CompareExchange(ref state, Live, Replaying) == Replaying)
+            return true;
+        // Replaying again before draining: whatever the drain takes was committed before the next replay reads.
+        Volatile.Write(ref state, Replaying);
+        while (queue.Reader.TryRead(out _))
+        {
+        }
+        return false;
     }
 
     internal void MarkOverflowed()

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Streams;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace AgentLab.Backend.Events;
@@ -35,6 +36,7 @@ public sealed class ExecutionEventHub : BackgroundService
     private readonly IServiceScopeFactory scopes;
     private readonly StreamOptions options;
     private readonly SemaphoreSlim wake = new(0, 1);
+    private readonly SemaphoreSlim reads;
     private int subscriberCount;
     private int redisSubscriptions;
     private int checkAll;
@@ -50,6 +52,9 @@ public sealed class ExecutionEventHub : BackgroundService
         this.scopes = scopes;
         this.options = options.Value;
         Logger = logger;
+        // A reconnect storm (a replica restarted under 1,000 clients) must not take every pooled connection the
+        // runs need to write their events: streams read through a few at a time.
+        reads = new SemaphoreSlim(this.options.MaxConcurrentReads);
         publisher.Local += OnLocal;
         redis.Restored += OnRedisRestored;
         redis.Lost += OnRedisLost;
@@ -75,7 +80,7 @@ public sealed class ExecutionEventHub : BackgroundService
     /// </summary>
     public EventSubscription Subscribe(Guid executionId, int capacity, Action? onOverflow = null)
     {
-        var subscription = new EventSubscription(this, executionId, capacity, onOverflow);
+        var subscription = new EventSubscription(this, executionId, capacity, TimeSpan.FromSeconds(options.ReplayLagSeconds), onOverflow);
         ExecutionEventFeed? started = null;
         lock (gate)
         {
@@ -171,17 +176,50 @@ public sealed class ExecutionEventHub : BackgroundService
 
     internal void CountRedisSubscription(int delta) => Interlocked.Add(ref redisSubscriptions, delta);
 
-    internal async Task<IReadOnlyList<ExecutionEvent>> ReadAfterAsync(Guid executionId, long afterSeq, CancellationToken ct)
+    internal async Task<IReadOnlyList<ExecutionEvent>> ReadAfterAsync(Guid executionId, long afterSeq, CancellationToken ct, int? limit = null)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        return await scope.ServiceProvider.GetRequiredService<ExecutionEventLog>()
-            .ReadAfterAsync(executionId, afterSeq, options.ReplayPageSize, ct).ConfigureAwait(false);
+        await reads.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<ExecutionEventLog>()
+                .ReadAfterAsync(executionId, afterSeq, limit ?? options.ReplayPageSize, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            reads.Release();
+        }
     }
 
     internal async Task<Dictionary<Guid, long>> ReadTailsAsync(IReadOnlyCollection<Guid> ids, CancellationToken ct)
     {
-        await using var scope = scopes.CreateAsyncScope();
-        return await EventLogTail.ReadAsync(scope.ServiceProvider.GetRequiredService<AgentLabDb>(), ids, ct).ConfigureAwait(false);
+        await reads.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await EventLogTail.ReadAsync(scope.ServiceProvider.GetRequiredService<AgentLabDb>(), ids, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            reads.Release();
+        }
+    }
+
+    /// <summary>The execution's status (null when there is none), read under the same limit as the event reads.</summary>
+    internal async Task<string?> ReadStatusAsync(Guid executionId, CancellationToken ct)
+    {
+        await reads.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<AgentLabDb>();
+            return await db.Executions.AsNoTracking().Where(e => e.Id == executionId).Select(e => e.Status)
+                .FirstOrDefaultAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            reads.Release();
+        }
     }
 
     internal void NoteReadFailed(Guid executionId, Exception ex)
@@ -287,6 +325,7 @@ public sealed class ExecutionEventHub : BackgroundService
         foreach (var feed in feeds.Values)
             feed.Stop();
         wake.Dispose();
+        reads.Dispose();
         base.Dispose();
     }
 }

@@ -110,9 +110,16 @@ internal sealed class EventStream : IDisposable
                 subscription = hub.Subscribe(executionId, options.SendQueueCapacity, () => Wake(StreamEnd.TooSlow));
                 await subscription.Ready.WaitAsync(wake.Token).ConfigureAwait(false);
             }
-            if (await ReplayAsync(sink).ConfigureAwait(false) is { } ended)
-                return ended;
-            return subscription is null ? StreamEnd.Finished : await LiveAsync(subscription, sink, heartbeat).ConfigureAwait(false);
+            while (true)
+            {
+                if (await ReplayAsync(sink).ConfigureAwait(false) is { } ended)
+                    return ended;
+                if (subscription is null)
+                    return StreamEnd.Finished;
+                // Live events that did not fit while replaying were dropped from the queue: replay them too.
+                if (subscription.TryGoLive())
+                    return await LiveAsync(subscription, sink, heartbeat).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (wake.IsCancellationRequested || abort.IsCancellationRequested)
         {

@@ -26,6 +26,17 @@ public sealed class StreamOptions
     [Range(1, 1_000_000)]
     public int SendQueueCapacity { get; set; } = 256;
 
+    /// <summary>
+    /// A subscriber still replaying when its queue fills is not dropped at once (it reads the overflow from PostgreSQL
+    /// afterwards); one that stays that far behind for this long is closed as too slow.
+    /// </summary>
+    [Range(1, 3600)]
+    public int ReplayLagSeconds { get; set; } = 30;
+
+    /// <summary>PostgreSQL reads the streams make at once (replays, gap reads, polls, lookups), so a reconnect storm cannot take the pool from the runs.</summary>
+    [Range(1, 1000)]
+    public int MaxConcurrentReads { get; set; } = 16;
+
     /// <summary>Clients are not expected to send anything; a WebSocket message larger than this is closed with 1009.</summary>
     [Range(1, 16 * 1024 * 1024)]
     public int MaxClientMessageBytes { get; set; } = 4096;

@@ -3,7 +3,6 @@ using AgentLab.Backend.Data;
 using AgentLab.Backend.Events;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
@@ -51,7 +50,7 @@ public static class StreamsApi
     }
 
     /// <summary>Checks the request (id, last_event_id, WebSocket, Origin, capacity, the execution) and upgrades it.</summary>
-    public static async Task<IResult> WebSocketAsync(string id, HttpContext context, IServiceScopeFactory scopes, OpenStreams open,
+    public static async Task<IResult> WebSocketAsync(string id, HttpContext context, ExecutionEventHub hub, OpenStreams open,
         IOptions<BackendCorsOptions> cors, ILoggerFactory loggers, CancellationToken ct)
     {
         if (!Guid.TryParse(id, out var executionId))
@@ -76,14 +75,14 @@ public static class StreamsApi
         }
         if (open.IsFull)
             return TooMany(context, open, logger);
-        var status = await FindStatusAsync(scopes, executionId, ct);
+        var status = await hub.ReadStatusAsync(executionId, ct);
         if (status is null)
             return NotFound(id);
         return new WebSocketEventStream(executionId, after, ExecutionStatus.IsTerminal(status));
     }
 
     /// <summary>Checks the request (id, Last-Event-ID, capacity, the execution) and starts the event stream.</summary>
-    public static async Task<IResult> ServerSentEventsAsync(string id, HttpContext context, IServiceScopeFactory scopes, OpenStreams open,
+    public static async Task<IResult> ServerSentEventsAsync(string id, HttpContext context, ExecutionEventHub hub, OpenStreams open,
         ILoggerFactory loggers, CancellationToken ct)
     {
         if (!Guid.TryParse(id, out var executionId))
@@ -97,12 +96,12 @@ public static class StreamsApi
             return invalid;
         if (open.IsFull)
             return TooMany(context, open, loggers.CreateLogger(typeof(StreamsApi)));
-        var status = await FindStatusAsync(scopes, executionId, ct);
+        var status = await hub.ReadStatusAsync(executionId, ct);
         if (status is null)
             return NotFound(id);
         var finished = ExecutionStatus.IsTerminal(status);
         // A finished execution with nothing left to send: 204 is the one answer that stops EventSource reconnecting.
-        if (finished && !await HasEventsAfterAsync(scopes, executionId, after, ct))
+        if (finished && (await hub.ReadAfterAsync(executionId, after, ct, limit: 1)).Count == 0)
             return TypedResults.NoContent();
         return new SseEventStream(executionId, after, finished);
     }
@@ -133,20 +132,6 @@ public static class StreamsApi
         return false;
     }
 
-    private static async Task<string?> FindStatusAsync(IServiceScopeFactory scopes, Guid id, CancellationToken ct)
-    {
-        // A scope of its own: the stream outlives the request's services, and must not hold a pooled context for hours.
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AgentLabDb>();
-        return await db.Executions.AsNoTracking().Where(e => e.Id == id).Select(e => e.Status).FirstOrDefaultAsync(ct);
-    }
-
-    private static async Task<bool> HasEventsAfterAsync(IServiceScopeFactory scopes, Guid id, long after, CancellationToken ct)
-    {
-        await using var scope = scopes.CreateAsyncScope();
-        var page = await scope.ServiceProvider.GetRequiredService<ExecutionEventLog>().ReadAfterAsync(id, after, 1, ct);
-        return page.Count > 0;
-    }
 
     private static ProblemHttpResult NotFound(string id) =>
         Problems.Create(StatusCodes.Status404NotFound, "execution_not_found", "Execution not found",

@@ -139,8 +139,15 @@ internal static class StreamClient
         var events = new List<ExecutionEvent>();
         while (await ReceiveAsync(socket, ct) is { } e)
             events.Add(e);
-        if (socket.State == WebSocketState.CloseReceived)
-            await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", ct).WaitAsync(Bound, ct);
+        try
+        {
+            if (socket.State == WebSocketState.CloseReceived)
+                await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", ct).WaitAsync(Bound, ct);
+        }
+        catch (Exception ex) when (ex is IOException or WebSocketException or ObjectDisposedException)
+        {
+            // The server stopped waiting for the answer (Streams:CloseTimeoutMilliseconds); its close was received.
+        }
         return events;
     }
 

@@ -238,6 +238,61 @@ public sealed class StreamsApiTests : StreamsTestBase
     }
 
     [Fact]
+    public async Task Reconnects_1000RandomCutsOverALiveProducer_TheClientsSeeEveryEventOnceInOrder()
+    {
+        var factory = Replica();
+        await using var producer = await ProducerAsync(Publisher(factory));
+        const int clients = 4, cutsEach = 250;
+        var cuts = 0;
+        var producing = Task.Run(async () =>
+        {
+            // Writes until the clients have made their cuts, so every cut lands mid-stream; then ends the run.
+            while (Volatile.Read(ref cuts) < clients * cutsEach)
+            {
+                await producer.WriteAsync(5, Ct);
+                await Task.Delay(1, Ct);
+            }
+            await producer.FinishAsync(Ct);
+        }, Ct);
+
+        var seen = await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
+        {
+            var random = new Random(1000 + c);
+            var got = new List<long>();
+            long last = 0;
+            for (var cut = 0; ; cut++)
+            {
+                using var socket = await factory.Server.CreateWebSocketClient()
+                    .ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(producer.ExecutionId, last)), Ct).WaitAsync(Bound, Ct);
+                var take = cut < cutsEach ? random.Next(0, 7) : int.MaxValue;
+                for (var i = 0; i < take; i++)
+                {
+                    if (await StreamClient.ReceiveAsync(socket, Ct) is not { } e)
+                        return (got, socket.CloseStatus);
+                    got.Add(e.Seq);
+                    last = e.LastSeq;
+                }
+                // Half the cuts are a clean close, half a dropped connection.
+                if (random.Next(2) == 0)
+                    socket.Abort();
+                else
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", Ct).WaitAsync(Bound, Ct);
+                Interlocked.Increment(ref cuts);
+            }
+        }, Ct)));
+        await producing.WaitAsync(Bound, Ct);
+
+        Assert.Equal(clients * cutsEach, Volatile.Read(ref cuts));
+        Assert.True(producer.Seq >= 1000, $"only {producer.Seq} events were written");
+        Assert.All(seen, s =>
+        {
+            Assert.Equal(StreamClient.Seqs(1, producer.Seq), s.got);
+            Assert.Equal(WebSocketCloseStatus.NormalClosure, s.CloseStatus);
+        });
+        await EventuallyAsync(() => Hub(factory).Counters is { Feeds: 0, Subscribers: 0 }, "every subscriber left");
+    }
+
+    [Fact]
     public void ReadLastEventId_AcceptsAbsentEmptyAndNonNegativeIntegers_RefusesTheRest()
     {
         Assert.Equal(0, AgentLab.Backend.Streams.StreamsApi.ReadLastEventId(default, "last_event_id").After);

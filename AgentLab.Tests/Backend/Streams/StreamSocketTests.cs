@@ -99,7 +99,8 @@ public sealed class StreamSocketTests : StreamsTestBase
         var received = await StreamClient.ReadToCloseAsync(socket, Ct);
 
         Assert.Equal(4000, (int)socket.CloseStatus!.Value);
-        Assert.Equal($"too slow; resume with last_event_id={received[^1].Seq}", socket.CloseStatusDescription);
+        // Under load the stream can be dropped before it sent anything; the hint then says 0.
+        Assert.Equal($"too slow; resume with last_event_id={received.LastOrDefault()?.Seq ?? 0}", socket.CloseStatusDescription);
         Assert.Equal(StreamClient.Seqs(1, received.Count), received.Select(e => e.Seq));
         Assert.True(received.Count < written, $"the client got all {written} events: it never fell behind");
         Assert.InRange(Hub(factory).Counters.MaxQueued, 1, capacity);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Streams;
 using Microsoft.EntityFrameworkCore;
@@ -45,7 +46,7 @@ public sealed class ExecutionEventHub : BackgroundService
     private long lastFailureLog;
 
     public ExecutionEventHub(RedisConnection redis, ExecutionEventPublisher publisher, IServiceScopeFactory scopes,
-        IOptions<StreamOptions> options, ILogger<ExecutionEventHub> logger)
+        IOptions<StreamOptions> options, IMeterFactory meters, ILogger<ExecutionEventHub> logger)
     {
         Redis = redis;
         this.publisher = publisher;
@@ -55,10 +56,14 @@ public sealed class ExecutionEventHub : BackgroundService
         // A reconnect storm (a replica restarted under 1,000 clients) must not take every pooled connection the
         // runs need to write their events: streams read through a few at a time.
         reads = new SemaphoreSlim(this.options.MaxConcurrentReads);
+        DescribeMetrics(meters.Create(MeterName));
         publisher.Local += OnLocal;
         redis.Restored += OnRedisRestored;
         redis.Lost += OnRedisLost;
     }
+
+    /// <summary>The hub's meter (exported with the other AgentLab meters; <c>dotnet-counters</c> sees it too).</summary>
+    public const string MeterName = "AgentLab.Backend.Streams";
 
     internal RedisConnection Redis { get; }
 
@@ -240,6 +245,22 @@ public sealed class ExecutionEventHub : BackgroundService
         var now = Environment.TickCount64;
         var last = Interlocked.Read(ref lastFailureLog);
         return now - last > 10_000 && Interlocked.CompareExchange(ref lastFailureLog, now, last) == last;
+    }
+
+    private void DescribeMetrics(Meter meter)
+    {
+        meter.CreateObservableUpDownCounter("agentlab.streams.subscribers", () => Volatile.Read(ref subscriberCount),
+            description: "Stream subscribers attached on this replica");
+        meter.CreateObservableUpDownCounter("agentlab.streams.feeds", () => feeds.Count,
+            description: "Executions with local subscribers (each holds one Redis subscription)");
+        meter.CreateObservableCounter("agentlab.streams.events", () => new[]
+        {
+            new Measurement<long>(Interlocked.Read(ref viaLocal), new KeyValuePair<string, object?>("arrival", "local")),
+            new Measurement<long>(Interlocked.Read(ref viaRedis), new KeyValuePair<string, object?>("arrival", "redis")),
+            new Measurement<long>(Interlocked.Read(ref viaDatabase), new KeyValuePair<string, object?>("arrival", "database")),
+        }, description: "Events delivered to feeds, by how they arrived");
+        meter.CreateObservableCounter("agentlab.streams.slow_subscribers", () => Interlocked.Read(ref slow),
+            description: "Subscribers closed because their send queue overflowed");
     }
 
     private void OnLocal(EventMessage message)

@@ -19,7 +19,12 @@ public sealed class StreamRedisTests : StreamsTestBase
     {
         RedisServer.SkipUnlessAvailable(kind);
         await using var redis = await RedisServer.StartAsync(kind, Ct);
-        var settings = new Dictionary<string, string?> { ["ConnectionStrings:redis"] = redis.ConnectionString };
+        var settings = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:redis"] = redis.ConnectionString,
+            // Connecting 1,000 clients can take longer than an idle check; one landing mid-burst would read from PostgreSQL.
+            ["Streams:IdleCheckSeconds"] = "600",
+        };
         var a = Replica(settings);
         var b = Replica(settings);
         await EventuallyAsync(() => Connected(a) && Connected(b), "both replicas reached Redis");

@@ -4,6 +4,7 @@ using AgentLab.Bench;
 // dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 // dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
+// dotnet run -c Release --project bench/AgentLab.Bench -- store [--runs 1000] [--concurrency 1] [--options "Npgsql keywords"] [--connection "..." [--keep]]
 // dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
@@ -32,8 +33,13 @@ switch (command)
             TimeSpan.FromSeconds(double.Parse(ReadOption(args, "--warmup", "15"), CultureInfo.InvariantCulture)),
             long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture),
             ReadOption(args, "--connection", "") is { Length: > 0 } server ? server : null);
+    case "store":
+        return await StoreBenchmark.RunAsync(int.Parse(ReadOption(args, "--runs", "1000"), CultureInfo.InvariantCulture),
+            int.Parse(ReadOption(args, "--concurrency", "1"), CultureInfo.InvariantCulture),
+            ReadOption(args, "--connection", "") is { Length: > 0 } store ? store : null, keep: args.Contains("--keep"),
+            ReadOption(args, "--options", "") is { Length: > 0 } extra ? extra : null);
     default:
-        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate");
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, store");
         return 2;
 }
 

@@ -22,6 +22,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The OS process id (benchmarks read its memory from /proc/&lt;pid&gt;/status).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>CPU time the process has used so far (user + system), for per-request cost in benchmarks.</summary>
     public TimeSpan TotalProcessorTime
     {

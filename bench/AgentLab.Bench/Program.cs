@@ -5,6 +5,7 @@ using AgentLab.Bench;
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 // dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
 // dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
+// dotnet run -c Release --project bench/AgentLab.Bench -- stream [--subscribers 1000] [--idle 5000] [--idle-executions 10] [--ttft-runs 30] [--token-ms 25] [--sim-ttft-ms 40] [--heartbeat 5] [--connect-concurrency 32]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
 {
@@ -32,8 +33,18 @@ switch (command)
             TimeSpan.FromSeconds(double.Parse(ReadOption(args, "--warmup", "15"), CultureInfo.InvariantCulture)),
             long.Parse(ReadOption(args, "--seed", "40"), CultureInfo.InvariantCulture),
             ReadOption(args, "--connection", "") is { Length: > 0 } server ? server : null);
+    case "stream":
+        return await StreamBenchmark.RunAsync(new StreamBenchSettings(
+            Subscribers: int.Parse(ReadOption(args, "--subscribers", "1000"), CultureInfo.InvariantCulture),
+            Idle: int.Parse(ReadOption(args, "--idle", "5000"), CultureInfo.InvariantCulture),
+            IdleExecutions: int.Parse(ReadOption(args, "--idle-executions", "10"), CultureInfo.InvariantCulture),
+            TtftRuns: int.Parse(ReadOption(args, "--ttft-runs", "30"), CultureInfo.InvariantCulture),
+            TokenLatencyMs: int.Parse(ReadOption(args, "--token-ms", "25"), CultureInfo.InvariantCulture),
+            SimulatorTtftMs: int.Parse(ReadOption(args, "--sim-ttft-ms", "40"), CultureInfo.InvariantCulture),
+            HeartbeatSeconds: double.Parse(ReadOption(args, "--heartbeat", "5"), CultureInfo.InvariantCulture),
+            ConnectConcurrency: int.Parse(ReadOption(args, "--connect-concurrency", "32"), CultureInfo.InvariantCulture)));
     default:
-        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate");
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, stream");
         return 2;
 }
 

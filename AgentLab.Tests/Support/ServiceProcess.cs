@@ -119,6 +119,10 @@ public sealed class ServiceProcess : IAsyncDisposable
             {
                 // not listening yet
             }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // A probe slower than 2 s (a loaded machine, the first request's JIT): ask again within the bound.
+            }
             await Task.Delay(100, ct);
         }
         throw new TimeoutException($"{project} did not answer {path} within {timeout.TotalSeconds} s:{Environment.NewLine}{RecentOutput}");

@@ -17,8 +17,9 @@ public sealed class StreamingAcrossReplicasTests(ReplicaLab lab) : IClassFixture
     public async Task WebSocketOnOtherReplica_OrchestratorRunInProgress_SeesExactlyTheStoredLog()
     {
         await using var replicas = await lab.StartReplicasAsync(Ct);
+        // Analyzer and executor only: the simulated validator may reject the answer, and this run must complete.
         var id = await replicas.SubmitAsyncToA(
-            $$"""{"prompt": "Explain event sourcing in two sentences", "model": "{{ReplicaLab.StreamingModel}}", "execution_type": "orchestrator", "mode": "async", "parameters": {"max_tokens": 40} }""", Ct);
+            $$"""{"prompt": "Explain event sourcing in two sentences", "model": "{{ReplicaLab.StreamingModel}}", "execution_type": "orchestrator", "mode": "async", "agents": ["analyzer", "executor"], "parameters": {"max_tokens": 40} }""", Ct);
         await using var socket = await EventSocket.ConnectAsync(replicas.ProcessB.BaseAddress, id, Ct);
         await socket.FirstFrame.WaitAsync(ReplicaLab.Bound, Ct);
         // Connected while the run is still going on A, so most of what B sends comes live through Redis.

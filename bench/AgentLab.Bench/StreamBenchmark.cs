@@ -214,7 +214,8 @@ internal static class StreamBenchmark
         var rssAfterRun = MachineLimits.Rss(backendPid);
 
         var events = subscribers.Max(x => x.LastSeq);
-        var complete = subscribers.Count(x => x.InOrder && x.LastSeq == events && x.LastType == "execution_completed"
+        // The lab graph's simulated validator may reject the answer: execution_failed ends the stream as well.
+        var complete = subscribers.Count(x => x.InOrder && x.LastSeq == events && x.LastType is { } type && Backend.Data.EventTypes.IsTerminal(type)
             && x.CloseStatus == WebSocketCloseStatus.NormalClosure);
         var published = stamps.Stamps;
         var delays = new Samples(subscribers.SelectMany(x => x.Frames)
@@ -223,7 +224,7 @@ internal static class StreamBenchmark
         var failed = subscribers.FirstOrDefault(x => x.Error is not null);
         if (failed is not null)
             Console.WriteLine($"  a subscriber failed: {failed.Error!.GetType().Name}: {failed.Error.Message}");
-        Console.WriteLine($"  run finished: {events} events, {published.Count} seen on Redis by the benchmark.");
+        Console.WriteLine($"  run finished ({subscribers[0].LastType}): {events} events, {published.Count} seen on Redis by the benchmark.");
         foreach (var subscriber in subscribers)
             subscriber.Abort();
         return new FanOutResult(connectSeconds, events, complete, rssBefore, rssConnected, rssAfterRun, delays);

@@ -93,7 +93,7 @@ internal static class StreamBenchmark
         Console.WriteLine();
 
         var ttft = await TimeToFirstTokenAsync(api, simulator.BaseAddress, s, ct);
-        var fanOut = await FanOutAsync(api, b.ProcessId, redis.ConnectionString, s, ct);
+        var fanOut = await FanOutAsync(api, a, b, redis.ConnectionString, s, ct);
         var idle = await IdleAsync(api, b.ProcessId, s, ct);
 
         Console.WriteLine();
@@ -104,6 +104,10 @@ internal static class StreamBenchmark
             $"{Mb(fanOut.RssAfterRun)} after the run");
         Console.WriteLine($"   publish -> client delay over {fanOut.Delays.Count:N0} frames: p50 {fanOut.Delays.P(0.50):0.00} ms, p95 {fanOut.Delays.P(0.95):0.00} ms, " +
             $"p99 {fanOut.Delays.P(0.99):0.00} ms, max {fanOut.Delays.Max:0.00} ms");
+        Console.WriteLine($"   first subscriber to get each event ({fanOut.FirstDelays.Count} events): p50 {fanOut.FirstDelays.P(0.50):0.00} ms, " +
+            $"p99 {fanOut.FirstDelays.P(0.99):0.00} ms, max {fanOut.FirstDelays.Max:0.00} ms");
+        Console.WriteLine($"   CPU over the {fanOut.RunSeconds:0.0} s run: Backend B {fanOut.CpuB:0.00} s, Backend A {fanOut.CpuA:0.00} s, " +
+            $"the clients (this process) {fanOut.CpuClients:0.00} s, of {Environment.ProcessorCount * fanOut.RunSeconds:0.0} core-seconds");
         Console.WriteLine($"2) {s.Idle:N0} idle WebSocket connections ({s.IdleExecutions} silent executions: 1 waiting for its first token, {s.IdleExecutions - 1} queued)");
         Console.WriteLine($"   connected in {idle.ConnectSeconds:0.0} s; Backend B RSS {Mb(idle.RssBefore)} -> {Mb(idle.RssConnected)} " +
             $"({Kb((idle.RssConnected - idle.RssBefore) / (double)s.Idle)} per connection); {Mb(idle.RssAfterWait)} after {idle.WaitSeconds:0} s; " +
@@ -188,9 +192,10 @@ internal static class StreamBenchmark
         }
     }
 
-    private sealed record FanOutResult(double ConnectSeconds, long Events, int Complete, long RssBefore, long RssConnected, long RssAfterRun, Samples Delays);
+    private sealed record FanOutResult(double ConnectSeconds, long Events, int Complete, long RssBefore, long RssConnected, long RssAfterRun,
+        Samples Delays, Samples FirstDelays, double RunSeconds, double CpuB, double CpuA, double CpuClients);
 
-    private static async Task<FanOutResult> FanOutAsync(Api api, int backendPid, string redis, StreamBenchSettings s, CancellationToken ct)
+    private static async Task<FanOutResult> FanOutAsync(Api api, ServiceProcess a, ServiceProcess b, string redis, StreamBenchSettings s, CancellationToken ct)
     {
         // Warm B's stream path (JIT, pools) on finished executions, so the memory read before is not first-use cost.
         Console.WriteLine($"Fan-out: {s.Subscribers:N0} subscribers on replica B to one execution queued on replica A...");
@@ -200,6 +205,7 @@ internal static class StreamBenchmark
         await WarmUpAsync(api, run, ct);
         await using var stamps = await PublishStamps.SubscribeAsync(redis, EventChannels.ForExecution(run));
 
+        var backendPid = b.ProcessId;
         var rssBefore = await SettledRssAsync(backendPid);
         var clock = Stopwatch.StartNew();
         var subscribers = await ConnectManyAsync(api, api.B, Enumerable.Repeat(run, s.Subscribers).ToArray(), record: true, s.ConnectConcurrency, ct);
@@ -209,8 +215,15 @@ internal static class StreamBenchmark
         var rssConnected = await SettledRssAsync(backendPid);
 
         Console.WriteLine($"  {subscribers.Length:N0} connected in {connectSeconds:0.0} s; releasing the run (cancelling the silent execution ahead of it)...");
+        // CPU while the run streams: who of the three (the replica fanning out, the one running, these clients) is busy.
+        var cpuBefore = (B: b.TotalProcessorTime, A: a.TotalProcessorTime, Clients: Process.GetCurrentProcess().TotalProcessorTime);
+        var runClock = Stopwatch.StartNew();
         await api.CancelAsync(api.A, gate, ct);
         await Task.WhenAll(subscribers.Select(x => x.Reading)).WaitAsync(Bound, ct);
+        var runSeconds = runClock.Elapsed.TotalSeconds;
+        var cpuB = (b.TotalProcessorTime - cpuBefore.B).TotalSeconds;
+        var cpuA = (a.TotalProcessorTime - cpuBefore.A).TotalSeconds;
+        var cpuClients = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore.Clients).TotalSeconds;
         var rssAfterRun = MachineLimits.Rss(backendPid);
 
         var events = subscribers.Max(x => x.LastSeq);
@@ -221,13 +234,19 @@ internal static class StreamBenchmark
         var delays = new Samples(subscribers.SelectMany(x => x.Frames)
             .Where(f => published.ContainsKey(f.Seq))
             .Select(f => Samples.Ms(published[f.Seq], f.Stamp)));
+        // The first subscriber to get each event: the path's own delay, without the wait for the 999 others.
+        var firstDelays = new Samples(subscribers.SelectMany(x => x.Frames)
+            .Where(f => published.ContainsKey(f.Seq))
+            .GroupBy(f => f.Seq)
+            .Select(g => Samples.Ms(published[g.Key], g.Min(f => f.Stamp))));
         var failed = subscribers.FirstOrDefault(x => x.Error is not null);
         if (failed is not null)
             Console.WriteLine($"  a subscriber failed: {failed.Error!.GetType().Name}: {failed.Error.Message}");
         Console.WriteLine($"  run finished ({subscribers[0].LastType}): {events} events, {published.Count} seen on Redis by the benchmark.");
         foreach (var subscriber in subscribers)
             subscriber.Abort();
-        return new FanOutResult(connectSeconds, events, complete, rssBefore, rssConnected, rssAfterRun, delays);
+        return new FanOutResult(connectSeconds, events, complete, rssBefore, rssConnected, rssAfterRun, delays, firstDelays,
+            runSeconds, cpuB, cpuA, cpuClients);
     }
 
     private sealed record IdleResult(double ConnectSeconds, long RssBefore, long RssConnected, long RssAfterWait, double WaitSeconds,

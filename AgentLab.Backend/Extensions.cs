@@ -43,6 +43,7 @@ public static class BackendExtensions
         services.AddAgentLabDatabase();
         services.AddRetention();                // deletes old finished executions, compacts their events
         services.AddExecutionEvents();          // Redis pub/sub and the stored event log: Events/
+        services.AddExecutionEventWriting();    // run journals (store, then publish), cancel delivery: Events/
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();

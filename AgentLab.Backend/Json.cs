@@ -58,6 +58,7 @@ public sealed partial class BackendJsonContext : JsonSerializerContext
 [JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphValidation))]
 [JsonSerializable(typeof(OrchestrateRequest))]
 [JsonSerializable(typeof(OrchestrateEvent))]
+[JsonSerializable(typeof(InferenceStreamEvent))]
 [JsonSerializable(typeof(LabNodeRun))]
 [JsonSerializable(typeof(LabFlow))]
 [JsonSerializable(typeof(LabStopReason))]

@@ -1,3 +1,4 @@
+using AgentLab.Backend.Events;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -8,9 +9,13 @@ namespace AgentLab.Backend.Data;
 /// conditional UPDATE (<c>WHERE status = ... AND lease_owner = ...</c>), so of two writers only one can win; a move
 /// that writes several tables is one transaction inside the execution strategy, and is safe to repeat when a commit
 /// that succeeded is reported as failed (the strategy then retries it, and finds its own work already done).
+/// The lifecycle events a move writes are published (<see cref="ExecutionEventPublisher"/>) once it committed.
 /// </summary>
-public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
+public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEventPublisher? publisher = null)
 {
+    // The events written by the current try of a move: a retried try starts over, so only the committed try's are published.
+    private readonly List<ExecutionEvent> written = [];
+
     /// <summary>The outcome of <see cref="CreateAsync"/>: the new row, or the one an earlier submit with the same key made.</summary>
     public readonly record struct Created(ExecutionRecord Record, bool IsNew);
 
@@ -21,11 +26,12 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
     public async Task<Created> CreateAsync(ExecutionRecord record, CancellationToken ct)
     {
         var strategy = db.Database.CreateExecutionStrategy();
-        return await strategy.ExecuteAsync(async token =>
+        var queued = Event(record.Id, 1, EventTypes.ExecutionQueued, null, "{}");
+        var created = await strategy.ExecuteAsync(async token =>
         {
             db.ChangeTracker.Clear();
             db.Executions.Add(record);
-            db.Events.Add(Event(record.Id, 1, EventTypes.ExecutionQueued, null, "{}"));
+            db.Events.Add(queued);
             try
             {
                 await db.SaveChangesAsync(token).ConfigureAwait(false);
@@ -44,6 +50,9 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
                 return new Created(existing, existing.Id == record.Id);
             }
         }, ct).ConfigureAwait(false);
+        if (created.IsNew)
+            publisher?.Publish(ExecutionEventLog.ToEvent(queued));
+        return created;
     }
 
     public Task<ExecutionRecord?> FindAsync(Guid id, CancellationToken ct) =>
@@ -58,12 +67,20 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
     /// counts the attempt and writes <c>execution_started</c>. False when it is no longer this replica's to run
     /// (cancelled meanwhile, finished, or taken over by another replica).
     /// </summary>
-    public async Task<ExecutionRecord?> TryStartAsync(Guid id, string owner, TimeSpan lease, CancellationToken ct)
+    public async Task<ExecutionRecord?> TryStartAsync(Guid id, string owner, TimeSpan lease, CancellationToken ct) =>
+        (await TryStartRunAsync(id, owner, lease, ct).ConfigureAwait(false))?.Record;
+
+    /// <summary>A started run: the row, and the seq of its <c>execution_started</c> (where its own events continue).</summary>
+    public sealed record StartedRun(ExecutionRecord Record, long LastSeq);
+
+    /// <summary><see cref="TryStartAsync"/>, also telling where the event log ends.</summary>
+    public async Task<StartedRun?> TryStartRunAsync(Guid id, string owner, TimeSpan lease, CancellationToken ct)
     {
         var strategy = db.Database.CreateExecutionStrategy();
-        return await strategy.ExecuteInTransactionAsync(async token =>
+        var record = await strategy.ExecuteInTransactionAsync(async token =>
         {
             db.ChangeTracker.Clear();
+            written.Clear();
             var now = time.GetUtcNow();
             var started = await db.Executions
                 .Where(e => e.Id == id && e.LeaseOwner == owner && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running))
@@ -82,6 +99,17 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
         // Asked only when the commit's outcome is unknown: did it land?
         async token => await db.Executions.AnyAsync(e => e.Id == id && e.LeaseOwner == owner && e.Status == ExecutionStatus.Running, token).ConfigureAwait(false),
         ct).ConfigureAwait(false);
+        if (record is null)
+            return null;
+        if (written.Count == 0)
+        {
+            // The commit was reported as failed but had landed (the verify step said so): read back what it wrote.
+            record = await FindAsync(id, ct).ConfigureAwait(false) ?? record;
+            var last = await db.Events.AsNoTracking().Where(e => e.ExecutionId == id).MaxAsync(e => (long?)e.Seq, ct).ConfigureAwait(false) ?? 0;
+            return new StartedRun(record, last);
+        }
+        PublishWritten();
+        return new StartedRun(record, written[^1].Seq);
     }
 
     /// <summary>
@@ -95,9 +123,10 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
             throw new ArgumentException($"'{outcome.Status}' is not a terminal status.", nameof(outcome));
 
         var strategy = db.Database.CreateExecutionStrategy();
-        return await strategy.ExecuteInTransactionAsync(async token =>
+        var finished = await strategy.ExecuteInTransactionAsync(async token =>
         {
             db.ChangeTracker.Clear();
+            written.Clear();
             var now = time.GetUtcNow();
             var moved = await db.Executions
                 .Where(e => e.Id == id && e.LeaseOwner == owner && e.Status == ExecutionStatus.Running)
@@ -133,6 +162,9 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
         },
         async token => await IsFinishedAsAsync(id, outcome.Status, token).ConfigureAwait(false),
         ct).ConfigureAwait(false);
+        if (finished)
+            await PublishWrittenOrStoredAsync(id, ct).ConfigureAwait(false);
+        return finished;
     }
 
     /// <summary>
@@ -142,9 +174,10 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
     public async Task<bool> CancelAsync(Guid id, string reason, CancellationToken ct)
     {
         var strategy = db.Database.CreateExecutionStrategy();
-        return await strategy.ExecuteInTransactionAsync(async token =>
+        var cancelled = await strategy.ExecuteInTransactionAsync(async token =>
         {
             db.ChangeTracker.Clear();
+            written.Clear();
             var now = time.GetUtcNow();
             var moved = await db.Executions
                 .Where(e => e.Id == id && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running))
@@ -164,20 +197,34 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
         },
         async token => await IsFinishedAsAsync(id, ExecutionStatus.Cancelled, token).ConfigureAwait(false),
         ct).ConfigureAwait(false);
+        if (cancelled)
+            await PublishWrittenOrStoredAsync(id, ct).ConfigureAwait(false);
+        return cancelled;
     }
 
     /// <summary>
     /// Extends the leases of the unfinished executions this replica is working on (<paramref name="ids"/>); one
     /// statement per heartbeat. Rows it owns but no longer works on are left to lapse.
     /// </summary>
-    public Task<int> RenewLeasesAsync(string owner, IReadOnlyList<Guid> ids, TimeSpan lease, CancellationToken ct)
+    public async Task<int> RenewLeasesAsync(string owner, IReadOnlyList<Guid> ids, TimeSpan lease, CancellationToken ct) =>
+        ids.Count - (await RenewHeldLeasesAsync(owner, ids, lease, ct).ConfigureAwait(false)).Count;
+
+    /// <summary>
+    /// <see cref="RenewLeasesAsync"/>, answering with the ids that were NOT renewed: rows that are no longer this
+    /// replica's (cancelled, finished, taken over after a lapse), whose runs here must stop. Still one statement.
+    /// </summary>
+    public async Task<IReadOnlyList<Guid>> RenewHeldLeasesAsync(string owner, IReadOnlyList<Guid> ids, TimeSpan lease, CancellationToken ct)
     {
         if (ids.Count == 0)
-            return Task.FromResult(0);
+            return [];
         var until = time.GetUtcNow() + lease;
-        return db.Executions
-            .Where(e => e.LeaseOwner == owner && ids.Contains(e.Id) && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running))
-            .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), ct);
+        var all = ids.Distinct().ToArray();
+        var renewed = await db.Database.SqlQuery<Guid>($"""
+            UPDATE executions SET lease_expires_at = {until}
+            WHERE lease_owner = {owner} AND id = ANY({all}) AND status IN ('queued', 'running')
+            RETURNING id AS "Value"
+            """).ToListAsync(ct).ConfigureAwait(false);
+        return renewed.Count == all.Length ? [] : all.Except(renewed).ToList();
     }
 
     /// <summary>
@@ -277,16 +324,56 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time)
             INSERT INTO execution_logs (execution_id, ts, level, message) VALUES ({id}, {time.GetUtcNow()}, {level}, {message})
             """, ct);
 
-    /// <summary>Appends one event with the next gap-free seq; only the lease holder writes, inside its transaction.</summary>
-    private Task AppendEventAsync(Guid id, string type, string? node, string data, CancellationToken ct) =>
-        db.Database.ExecuteSqlAsync($"""
+    /// <summary>
+    /// Appends one event with the next gap-free seq, inside the caller's transaction, and keeps what it wrote for
+    /// publishing after the commit. Its writers are the lease holder and a cancel (which takes the row from it first).
+    /// </summary>
+    private async Task<ExecutionEvent> AppendEventAsync(Guid id, string type, string? node, string data, CancellationToken ct)
+    {
+        var rows = await db.Events.FromSql($"""
             INSERT INTO execution_events (execution_id, seq, type, node, data, ts)
-            SELECT {id}, COALESCE(MAX(seq), 0) + 1, {type}, {node}, CAST({data} AS jsonb), {time.GetUtcNow()}
+            SELECT {id}, COALESCE(MAX(seq), 0) + 1, {type}, {node}, CAST({data} AS jsonb), {Now()}
             FROM execution_events WHERE execution_id = {id}
-            """, ct);
+            RETURNING execution_id, seq, type, node, data, ts
+            """).AsNoTracking().ToListAsync(ct).ConfigureAwait(false);
+        var e = ExecutionEventLog.ToEvent(rows.Single());
+        written.Add(e);
+        return e;
+    }
+
+    private void PublishWritten()
+    {
+        foreach (var e in written)
+            publisher?.Publish(e);
+    }
+
+    /// <summary>
+    /// Publishes what the committed move wrote. When the strategy's verify step reported a commit that had landed,
+    /// the try that wrote it is gone: its terminal event is read back instead.
+    /// </summary>
+    private async Task PublishWrittenOrStoredAsync(Guid id, CancellationToken ct)
+    {
+        if (written.Count > 0)
+        {
+            PublishWritten();
+            return;
+        }
+        if (publisher is null)
+            return;
+        var last = await db.Events.AsNoTracking().Where(e => e.ExecutionId == id).OrderByDescending(e => e.Seq).FirstOrDefaultAsync(ct).ConfigureAwait(false);
+        if (last is not null && EventTypes.IsTerminal(last.Type))
+            publisher.Publish(ExecutionEventLog.ToEvent(last));
+    }
+
+    // PostgreSQL keeps microseconds: what is published must equal what a replay reads back.
+    private DateTimeOffset Now()
+    {
+        var now = time.GetUtcNow();
+        return now.AddTicks(-(now.Ticks % 10));
+    }
 
     private ExecutionEventRecord Event(Guid id, long seq, string type, string? node, string data) =>
-        new() { ExecutionId = id, Seq = seq, Type = type, Node = node, Data = data, Ts = time.GetUtcNow() };
+        new() { ExecutionId = id, Seq = seq, Type = type, Node = node, Data = data, Ts = Now() };
 }
 
 /// <summary>How a run ended, as written by <see cref="ExecutionStore.FinishAsync"/>.</summary>

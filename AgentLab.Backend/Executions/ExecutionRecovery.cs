@@ -1,4 +1,5 @@
 using AgentLab.Backend.Data;
+using AgentLab.Backend.Events;
 using Microsoft.Extensions.Options;
 
 namespace AgentLab.Backend.Executions;
@@ -10,10 +11,13 @@ namespace AgentLab.Backend.Executions;
 /// <see cref="ExecutionOptions.SweepIntervalSeconds"/> it fails runs that lost their replica too often
 /// (<c>worker_lost</c>) and takes over lapsed ones into its own queue, as many as it has room for. On a graceful
 /// stop it lets go of its leases at once so that another replica need not wait for them to lapse.
+/// A held run whose lease could not be renewed is no longer this replica's (cancelled, or taken over): its run here
+/// is stopped, which is how a cancel reaches the replica that drives it when Redis is down or not configured.
 /// </summary>
 public sealed class ExecutionRecovery(
     ExecutionQueue queue,
     HeldExecutions held,
+    RunningExecutions running,
     IServiceScopeFactory scopes,
     ReplicaIdentity replica,
     IOptions<ExecutionOptions> options,
@@ -42,8 +46,13 @@ public sealed class ExecutionRecovery(
                 var store = scope.ServiceProvider.GetRequiredService<ExecutionStore>();
                 if (time.GetElapsedTime(lastRenew) >= renewEvery)
                 {
-                    await store.RenewLeasesAsync(replica.Id, held.Snapshot(), lease, stoppingToken).ConfigureAwait(false);
+                    var lost = await store.RenewHeldLeasesAsync(replica.Id, held.Snapshot(), lease, stoppingToken).ConfigureAwait(false);
                     lastRenew = time.GetTimestamp();
+                    foreach (var id in lost)
+                    {
+                        if (running.TryStop(id, RunningExecutions.StopReason.LeaseLost))
+                            logger.RunStoppedByHeartbeat(id);
+                    }
                 }
                 if (lastSweep == 0 || time.GetElapsedTime(lastSweep) >= sweepEvery)
                 {

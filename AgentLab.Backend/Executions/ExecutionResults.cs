@@ -68,7 +68,12 @@ public static class ExecutionResults
             _ when record.Status == ExecutionStatus.TimedOut => StatusCodes.Status504GatewayTimeout,
             _ => StatusCodes.Status502BadGateway,
         };
-        return Problems.Create(status, code, $"The execution ended {record.Status}", record.ErrorMessage,
+        var detail = code == "cancelled"
+            // A cancel request (POST .../cancel) stopped it while this caller waited: say so, and where the rest is.
+            ? $"Execution {record.Id} was cancelled before it finished ({record.ErrorMessage ?? "no reason given"}). " +
+              $"What it did until then is at {Self(record.Id)}."
+            : record.ErrorMessage;
+        return Problems.Create(status, code, $"The execution ended {record.Status}", detail,
             [new("execution_id", record.Id), new("status", record.Status)]);
     }
 

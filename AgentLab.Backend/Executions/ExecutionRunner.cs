@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using AgentLab.Backend.Data;
+using AgentLab.Backend.Events;
 using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.Options;
@@ -11,14 +12,18 @@ namespace AgentLab.Backend.Executions;
 
 /// <summary>
 /// Records executions and runs them. Every execution is written (queued, leased by this replica) before anything
-/// runs; a run starts with a conditional <c>→ running</c>, makes the model call through LabService, and ends with
-/// one transaction that writes the outcome, the node states and the terminal event. The HTTP handler only reads,
-/// validates and answers; the background worker and the sweeper call the same <see cref="RunAsync"/>.
+/// runs; a run starts with a conditional <c>→ running</c>, makes the model call through LabService (its NDJSON
+/// stream: each event is stored and published as it arrives, through the run's <see cref="EventJournal"/>), and ends
+/// with one transaction that writes the outcome, the node states and the terminal event. The HTTP handler only reads,
+/// validates and answers; the background worker and the sweeper call the same <see cref="RunAsync"/>. A run is
+/// registered in <see cref="RunningExecutions"/> while it goes, so a cancel request stops it.
 /// </summary>
 public sealed class ExecutionRunner(
     ExecutionStore store,
     LabServiceClient lab,
     OrchestratorRunner orchestrator,
+    EventJournals journals,
+    RunningExecutions running,
     IOptions<LabServiceOptions> labOptions,
     IOptions<ExecutionOptions> options,
     ReplicaIdentity replica,
@@ -39,6 +44,17 @@ public sealed class ExecutionRunner(
 
     /// <summary>A run's end: the stored row, and the failure to answer with when the caller waits for it.</summary>
     public sealed record RunOutcome(ExecutionRecord? Record, Exception? Failure);
+
+    /// <summary>
+    /// What a started run works with: its journal, its registration, and <see cref="Token"/>, which fires when the
+    /// caller's token does, when a cancel request or the heartbeat stops the run, or when the journal can no longer
+    /// write (the row is no longer this replica's, or the database failed).
+    /// </summary>
+    public sealed record RunContext(EventJournal Journal, RunningExecutions.Run Registration, CancellationToken Token)
+    {
+        /// <summary>True when the run was stopped by something other than its caller: its row is no longer this replica's.</summary>
+        public bool StoppedFromOutside => Registration.IsStoppedFromOutside || Journal.IsLeaseLost;
+    }
 
     /// <summary>A new queued execution held by this replica; <paramref name="mode"/> is the effective sync/async.</summary>
     public ExecutionRecord NewRecord(ExecutionRequest request, string mode, string? idempotencyKey)
@@ -77,16 +93,22 @@ public sealed class ExecutionRunner(
     /// </summary>
     public async Task<RunOutcome> RunAsync(Guid id, WhenCancelled whenCancelled, CancellationToken ct)
     {
-        var record = await store.TryStartAsync(id, replica.Id, Lease, ct).ConfigureAwait(false);
-        if (record is null)
+        var start = await store.TryStartRunAsync(id, replica.Id, Lease, ct).ConfigureAwait(false);
+        if (start is null)
             return new RunOutcome(await store.FindAsync(id, ct).ConfigureAwait(false), null);
+        var record = start.Record;
 
         // Travels as baggage to LabService and from there to every model call, and tags this run's spans and logs.
         AgentLabExecution.SetCurrentId(id);
         var request = JsonSerializer.Deserialize(record.Request, BackendJsonContext.Wire.ExecutionRequest)
             ?? throw new InvalidDataException($"Execution {id} has no stored request.");
+
+        using var registration = running.Register(id, ct);
+        await using var journal = journals.Start(id, replica.Id, start.LastSeq);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(registration.Token, journal.Stopped);
+        var run = new RunContext(journal, registration, stop.Token);
         if (record.ExecutionType == ExecutionKinds.Orchestrator)
-            return await orchestrator.RunAsync(record, request, whenCancelled, ct).ConfigureAwait(false);
+            return await orchestrator.RunAsync(record, request, whenCancelled, run, ct).ConfigureAwait(false);
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
 
@@ -95,33 +117,55 @@ public sealed class ExecutionRunner(
         Exception? failure = null;
         try
         {
-            var answer = await lab.InferAsync(ToInferenceRequest(request), TimeoutFor(request), ct).ConfigureAwait(false);
+            var answer = await StreamAsync(record, request, journal, run.Token).ConfigureAwait(false);
             var durationMs = Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 3);
             (outcome, node) = Completed(answer, startedAt, durationMs, record.Attempt);
+            await journal.AppendAsync(EventTypes.NodeCompleted, InferenceNode, EventData.Of(w =>
+            {
+                w.WriteNumber("attempt", record.Attempt);
+                w.WriteNumber("duration_ms", durationMs);
+                w.WriteString("model", answer.Model);
+                w.WriteString("model_server", answer.ModelServer);
+                w.WriteString("done_reason", answer.DoneReason);
+                if (answer.Metrics is { } metrics)
+                {
+                    w.WritePropertyName("metrics");
+                    JsonSerializer.Serialize(w, metrics, LabJsonContext.Default.InferenceMetrics);
+                }
+            }), run.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested && whenCancelled == WhenCancelled.Abandon)
         {
             // Stopping: the lease is released on shutdown, and the sweeper of a live replica runs it again.
             throw;
         }
-        catch (Exception ex) when (ex is LabServiceException || (ex is OperationCanceledException && ct.IsCancellationRequested))
+        catch (Exception ex) when (ex is LabServiceException || (ex is OperationCanceledException && run.Token.IsCancellationRequested))
         {
             failure = ex;
             var durationMs = Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 3);
             (outcome, node) = Failed(ex, startedAt, durationMs, record.Attempt);
             if (ex is LabServiceException lse)
                 lse.ExecutionId ??= id;
+            if (!run.StoppedFromOutside)
+            {
+                await journal.AppendAsync(EventTypes.NodeFailed, InferenceNode, EventData.Of(w =>
+                {
+                    w.WriteString("code", node.ErrorCode);
+                    w.WriteString("message", node.ErrorMessage);
+                    w.WriteNumber("attempt", record.Attempt);
+                }), CancellationToken.None).ConfigureAwait(false);
+            }
         }
+
+        // Every event of the run is stored before its terminal event; a database failure here ends the run as one
+        // elsewhere does (it is taken over when its lease lapses).
+        await journal.CompleteAsync().ConfigureAwait(false);
 
         // The outcome is written even when the caller left: the run happened, and the record must say how it ended.
         var written = await store.FinishAsync(id, replica.Id, outcome, [node], CancellationToken.None).ConfigureAwait(false);
         var stored = await store.FindAsync(id, CancellationToken.None).ConfigureAwait(false);
         if (!written)
-        {
-            // Someone else moved it meanwhile (cancelled, or a sweeper decided this replica was gone): theirs stands.
-            logger.ExecutionOutcomeDiscarded(id, outcome.Status, stored?.Status ?? "(deleted)");
-            return new RunOutcome(stored, null);
-        }
+            return Discarded(logger, id, outcome.Status, stored);
 
         if (outcome.Status == ExecutionStatus.Completed)
         {
@@ -135,6 +179,63 @@ public sealed class ExecutionRunner(
         }
         return new RunOutcome(stored, failure);
     }
+
+    /// <summary>
+    /// Someone else moved the execution meanwhile (a cancel, or a sweeper that decided this replica was gone): theirs
+    /// stands. A cancel is expected and said once at Information; anything else is worth a warning.
+    /// </summary>
+    internal static RunOutcome Discarded(ILogger logger, Guid id, string outcome, ExecutionRecord? stored)
+    {
+        if (stored?.Status == ExecutionStatus.Cancelled)
+            logger.ExecutionCancelledByRequest(id, outcome);
+        else
+            logger.ExecutionOutcomeDiscarded(id, outcome, stored?.Status ?? "(deleted)");
+        return new RunOutcome(stored, null);
+    }
+
+    /// <summary>
+    /// The model call through LabService's NDJSON stream: <c>node_started</c>, the tokens and (by the caller)
+    /// <c>node_completed</c> go to the journal as they come. A plain JSON answer is journaled the same way, its whole
+    /// output as one token chunk.
+    /// </summary>
+    private async Task<InferenceResponse> StreamAsync(ExecutionRecord record, ExecutionRequest request, EventJournal journal, CancellationToken ct)
+    {
+        InferenceResponse? answer = null;
+        var started = false;
+        await foreach (var e in lab.StreamInferenceAsync(ToInferenceRequest(request), TimeoutFor(request), ct).ConfigureAwait(false))
+        {
+            switch (e.Type)
+            {
+                case InferenceStreamEvent.StartedType:
+                    await journal.AppendAsync(EventTypes.NodeStarted, InferenceNode, StartedData(record.Attempt, e.Model, e.ModelServer), ct).ConfigureAwait(false);
+                    started = true;
+                    break;
+                case InferenceStreamEvent.TokenType when e.Content is { Length: > 0 } text:
+                    await journal.TokenAsync(InferenceNode, text, ct).ConfigureAwait(false);
+                    break;
+                case InferenceStreamEvent.CompletedType:
+                    answer = e.Result;
+                    break;
+            }
+        }
+        if (answer is null)
+            throw new LabServiceUnavailableException("the inference stream ended without an answer");
+        if (!started)
+        {
+            await journal.AppendAsync(EventTypes.NodeStarted, InferenceNode, StartedData(record.Attempt, answer.Model, answer.ModelServer), ct).ConfigureAwait(false);
+            await journal.TokenAsync(InferenceNode, answer.Output ?? "", ct).ConfigureAwait(false);
+        }
+        return answer;
+    }
+
+    private static string StartedData(int attempt, string? model, string? modelServer) => EventData.Of(w =>
+    {
+        w.WriteNumber("attempt", attempt);
+        if (model is not null)
+            w.WriteString("model", model);
+        if (modelServer is not null)
+            w.WriteString("model_server", modelServer);
+    });
 
     private static (ExecutionOutcome, NodeStateRecord) Completed(InferenceResponse answer, DateTimeOffset startedAt, double durationMs, int attempt)
     {

@@ -1,4 +1,5 @@
 using AgentLab.Backend.Data;
+using AgentLab.Backend.Events;
 using AgentLab.Backend.Lab;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -8,7 +9,7 @@ using Microsoft.OpenApi;
 
 namespace AgentLab.Backend.Executions;
 
-/// <summary><c>POST /api/v1/execute</c> and <c>GET /api/v1/executions/{id}</c>.</summary>
+/// <summary><c>POST /api/v1/execute</c>, <c>GET /api/v1/executions/{id}</c> and <c>POST /api/v1/executions/{id}/cancel</c>.</summary>
 public static class ExecutionsApi
 {
     public static RouteGroupBuilder MapExecutionsApi(this IEndpointRouteBuilder app)
@@ -39,6 +40,14 @@ public static class ExecutionsApi
             .WithSummary("One execution with its flow, metrics and status")
             .Produces<ExecutionResult>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status404NotFound);
+
+        group.MapPost("/executions/{id}/cancel", CancelAsync)
+            .WithName("CancelExecution")
+            .WithSummary("Cancel a queued or running execution")
+            .WithDescription("Works on any replica: the execution ends cancelled at once (answered as GET answers it), and its run stops on whichever replica drives it (the LabService call is aborted). A sync caller waiting for it gets 409 cancelled. A finished execution answers 409 execution_finished.")
+            .Produces<ExecutionResult>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
 
         return group;
     }
@@ -156,6 +165,33 @@ public static class ExecutionsApi
             return NotFound(id);
         var nodes = await store.NodesAsync(executionId, ct);
         return TypedResults.Json(ExecutionResults.From(record, nodes), BackendJsonContext.Wire.ExecutionResult);
+    }
+
+    /// <summary>The reason a cancel request records (<c>error.message</c> of the cancelled execution).</summary>
+    public const string CancelReason = "Cancelled by request.";
+
+    /// <summary>
+    /// Cancels a queued or running execution: the row moves to <c>cancelled</c> with its <c>execution_cancelled</c>
+    /// event (the last one), then the run is stopped where it runs (here directly, elsewhere through Redis, or by the
+    /// lease heartbeat when Redis is away). A queued execution never starts.
+    /// </summary>
+    public static async Task<IResult> CancelAsync(string id, ExecutionStore store, CancelSignals signals, CancellationToken ct)
+    {
+        if (!Guid.TryParse(id, out var executionId))
+            return NotFound(id);
+        if (await store.CancelAsync(executionId, CancelReason, ct))
+        {
+            signals.Send(executionId);
+            var cancelled = await store.FindAsync(executionId, CancellationToken.None);
+            var nodes = await store.NodesAsync(executionId, CancellationToken.None);
+            return TypedResults.Json(ExecutionResults.From(cancelled!, nodes), BackendJsonContext.Wire.ExecutionResult);
+        }
+        if (await store.FindAsync(executionId, ct) is not { } record)
+            return NotFound(id);
+        return Problems.Create(StatusCodes.Status409Conflict, "execution_finished", "The execution has already finished",
+            $"Execution {executionId} already ended {record.Status}; only a queued or running execution can be cancelled. " +
+            $"Read its result at {ExecutionResults.Self(executionId)}.",
+            [new("execution_id", executionId), new("status", record.Status)]);
     }
 
     private static ProblemHttpResult NotFound(string id) =>

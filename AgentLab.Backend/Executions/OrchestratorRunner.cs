@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AgentLab.Backend.Data;
+using AgentLab.Backend.Events;
 using AgentLab.Backend.Lab;
 using Microsoft.Extensions.Options;
 
@@ -10,6 +11,10 @@ namespace AgentLab.Backend.Executions;
 /// <c>POST /orchestrate/</c> stream. Each completed node is written as it completes; when the stream breaks because
 /// LabService died, the run is continued with the completed nodes as <c>previous_nodes</c>, so none runs twice. A run
 /// taken over from a crashed replica starts the same way, from the nodes that replica had written.
+/// The stream's <c>node_started</c>, <c>token</c>, <c>node_completed</c>, <c>node_failed</c> and <c>log</c> events go
+/// to the run's <see cref="EventJournal"/> (stored, then published); its <c>completed</c>/<c>error</c> are not events
+/// of their own (the terminal event says how the run ended). On a continued run LabService sends the restored nodes'
+/// <c>node_completed</c> (and the monitor's lines about them) again: those are stored already and are skipped.
 /// </summary>
 public sealed class OrchestratorRunner(
     ExecutionStore store,
@@ -23,9 +28,10 @@ public sealed class OrchestratorRunner(
     ILogger<OrchestratorRunner> logger)
 {
     public async Task<ExecutionRunner.RunOutcome> RunAsync(ExecutionRecord record, ExecutionRequest request,
-        ExecutionRunner.WhenCancelled whenCancelled, CancellationToken ct)
+        ExecutionRunner.WhenCancelled whenCancelled, ExecutionRunner.RunContext run, CancellationToken ct)
     {
         var id = record.Id;
+        var journal = run.Journal;
         var started = time.GetTimestamp();
         var previous = await nodeRuns.CompletedRunsAsync(id, ct).ConfigureAwait(false);
         JsonElement? graph = null;
@@ -40,16 +46,21 @@ public sealed class OrchestratorRunner(
             var events = 0;
             var position = 0;
             var leaseLost = false;
+            // A continued run replays what is restored before its first new node starts: stored already.
+            var replaying = previous.Count > 0;
             try
             {
-                graph ??= await LoadGraphAsync(request, ct).ConfigureAwait(false);
-                await foreach (var e in lab.OrchestrateAsync(ToLabRequest(request, previous, graph), TimeoutFor(request), ct).ConfigureAwait(false))
+                graph ??= await LoadGraphAsync(request, run.Token).ConfigureAwait(false);
+                await foreach (var e in lab.OrchestrateAsync(ToLabRequest(request, previous, graph), TimeoutFor(request), run.Token).ConfigureAwait(false))
                 {
                     events++;
-                    if (e.Type == OrchestrateEvent.NodeCompleted && e.Run is { } run)
+                    if (e.Type == OrchestrateEvent.NodeStarted)
+                        replaying = false;
+                    await JournalAsync(journal, e, replaying, run.Token).ConfigureAwait(false);
+                    if (e.Type == OrchestrateEvent.NodeCompleted && e.Run is { } nodeRun)
                     {
                         // Positions restart with every attempt: restored nodes come back first, in the same order.
-                        if (!await nodeRuns.TryUpsertAsync(id, replica.Id, ToNodeState(run, position++), ct).ConfigureAwait(false))
+                        if (!await nodeRuns.TryUpsertAsync(id, replica.Id, ToNodeState(nodeRun, position++), run.Token).ConfigureAwait(false))
                         {
                             leaseLost = true;
                             break;   // leaving the stream disconnects from LabService, which cancels the run there
@@ -63,7 +74,12 @@ public sealed class OrchestratorRunner(
             {
                 throw;
             }
-            catch (LabServiceUnavailableException ex) when ((events > 0 || resumes > 0) && resumes < options.Value.ResumeAttempts && !ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (run.StoppedFromOutside && !ct.IsCancellationRequested)
+            {
+                // Cancelled by request, or the row is no longer this replica's: nothing of this run is written any more.
+                leaseLost = true;
+            }
+            catch (LabServiceUnavailableException ex) when ((events > 0 || resumes > 0) && resumes < options.Value.ResumeAttempts && !run.Token.IsCancellationRequested)
             {
                 // LabService died mid-run (or is still restarting): continue after the nodes written so far.
                 resumes++;
@@ -72,16 +88,25 @@ public sealed class OrchestratorRunner(
                 logger.OrchestrationResuming(id, previous.Count, ex.Reason, delay.TotalMilliseconds, resumes, options.Value.ResumeAttempts);
                 try
                 {
-                    await Task.Delay(delay, time, ct).ConfigureAwait(false);
+                    await Task.Delay(delay, time, run.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (whenCancelled == ExecutionRunner.WhenCancelled.Cancel)
+                catch (OperationCanceledException) when (ct.IsCancellationRequested && whenCancelled == ExecutionRunner.WhenCancelled.Abandon)
                 {
-                    failure = new OperationCanceledException(ct);
+                    throw;
+                }
+                catch (OperationCanceledException) when (run.StoppedFromOutside && !ct.IsCancellationRequested)
+                {
+                    leaseLost = true;
+                    break;
+                }
+                catch (OperationCanceledException)
+                {
+                    failure = new OperationCanceledException(run.Token);
                     break;
                 }
                 continue;
             }
-            catch (Exception ex) when (ex is LabServiceException || (ex is OperationCanceledException && ct.IsCancellationRequested))
+            catch (Exception ex) when (ex is LabServiceException || (ex is OperationCanceledException && run.Token.IsCancellationRequested))
             {
                 failure = ex;
                 if (ex is LabServiceException lse)
@@ -89,13 +114,22 @@ public sealed class OrchestratorRunner(
             }
 
             if (leaseLost)
-            {
-                logger.OrchestrationLeaseLost(id);
-                return new ExecutionRunner.RunOutcome(await store.FindAsync(id, CancellationToken.None).ConfigureAwait(false), null);
-            }
+                break;
             if (result is null && failure is null)
                 failure = new LabServiceUnavailableException("the orchestration stream ended without a result");
             break;
+        }
+
+        // Every event of the run is stored before its terminal event (and a database failure ends the run as one
+        // elsewhere does).
+        await journal.CompleteAsync().ConfigureAwait(false);
+        if (run.StoppedFromOutside || failure is null && result is null)
+        {
+            var current = await store.FindAsync(id, CancellationToken.None).ConfigureAwait(false);
+            if (current?.Status == ExecutionStatus.Cancelled)
+                return ExecutionRunner.Discarded(logger, id, "the run", current);
+            logger.OrchestrationLeaseLost(id);
+            return new ExecutionRunner.RunOutcome(current, null);
         }
 
         var durationMs = Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 3);
@@ -107,10 +141,7 @@ public sealed class OrchestratorRunner(
         var written = await store.FinishAsync(id, replica.Id, outcome, nodes, CancellationToken.None).ConfigureAwait(false);
         var stored = await store.FindAsync(id, CancellationToken.None).ConfigureAwait(false);
         if (!written)
-        {
-            logger.ExecutionOutcomeDiscarded(id, outcome.Status, stored?.Status ?? "(deleted)");
-            return new ExecutionRunner.RunOutcome(stored, null);
-        }
+            return ExecutionRunner.Discarded(logger, id, outcome.Status, stored);
         if (outcome.Status == ExecutionStatus.Completed)
         {
             logger.ExecutionCompleted(id, record.ExecutionType, outcome.Model ?? "(default)", outcome.ModelServer ?? "unknown",
@@ -120,6 +151,56 @@ public sealed class OrchestratorRunner(
             logger.ExecutionEnded(id, outcome.Status, outcome.ErrorCode ?? "");
         return new ExecutionRunner.RunOutcome(stored, failure);
     }
+
+    /// <summary>
+    /// One stream event into the journal, as the event log's shape: LabService's own seq and the node's name inside
+    /// its run are dropped (the log has its own seq, and the node is the event's), and so is what a continued run
+    /// replays (<paramref name="replaying"/>, or a node marked <c>restored</c>).
+    /// </summary>
+    private static ValueTask JournalAsync(EventJournal journal, OrchestrateEvent e, bool replaying, CancellationToken ct)
+    {
+        switch (e.Type)
+        {
+            case OrchestrateEvent.NodeStarted:
+                return journal.AppendAsync(EventTypes.NodeStarted, e.Node, EventData.Of(w =>
+                {
+                    w.WriteNumber("attempt", e.Attempt ?? 1);
+                    if (e.Step is { } step)
+                        w.WriteNumber("step", step);
+                }), ct);
+            case OrchestrateEvent.Token when e.Text is { Length: > 0 } text:
+                return journal.TokenAsync(e.Node ?? "", text, ct);
+            case OrchestrateEvent.NodeCompleted when e.Run is { ValueKind: JsonValueKind.Object } run && !replaying && !IsRestored(run):
+                return journal.AppendAsync(EventTypes.NodeCompleted, e.Node, EventData.Of(w =>
+                {
+                    foreach (var member in run.EnumerateObject())
+                    {
+                        if (member.NameEquals("name") || member.NameEquals("restored"))
+                            continue;
+                        member.WriteTo(w);
+                    }
+                }), ct);
+            case OrchestrateEvent.NodeFailed:
+                return journal.AppendAsync(EventTypes.NodeFailed, e.Node, EventData.Of(w =>
+                {
+                    w.WriteString("code", e.Code);
+                    w.WriteString("message", e.Message);
+                    w.WriteNumber("attempt", e.Attempt ?? 1);
+                    w.WriteBoolean("will_retry", e.WillRetry ?? false);
+                }), ct);
+            case OrchestrateEvent.Log when !replaying:
+                return journal.AppendAsync(EventTypes.Log, e.Node, EventData.Of(w =>
+                {
+                    w.WriteString("level", e.Level);
+                    w.WriteString("message", e.Message);
+                }), ct);
+            default:
+                return ValueTask.CompletedTask;
+        }
+    }
+
+    private static bool IsRestored(JsonElement run) =>
+        run.TryGetProperty("restored", out var restored) && restored.ValueKind == JsonValueKind.True;
 
     private TimeSpan ResumeDelay(int resume)
     {

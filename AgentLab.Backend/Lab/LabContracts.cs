@@ -30,6 +30,25 @@ public sealed class InferenceResponse
     public InferenceMetrics? Metrics { get; init; }
 }
 
+/// <summary>
+/// One NDJSON event of <c>POST /inference/</c>: <c>started</c> (<see cref="Model"/>, <see cref="ModelServer"/>),
+/// <c>token</c> (<see cref="Content"/>), then <c>completed</c> (<see cref="Result"/>) or <c>error</c> (<see cref="Error"/>).
+/// </summary>
+public sealed class InferenceStreamEvent
+{
+    public string Type { get; init; } = "";
+    public string? Model { get; init; }
+    public string? ModelServer { get; init; }
+    public string? Content { get; init; }
+    public InferenceResponse? Result { get; init; }
+    public OrchestrateEventError? Error { get; init; }
+
+    public const string StartedType = "started";
+    public const string TokenType = "token";
+    public const string CompletedType = "completed";
+    public const string ErrorType = "error";
+}
+
 /// <summary>What one model call cost, as LabService measured it.</summary>
 public sealed class InferenceMetrics
 {

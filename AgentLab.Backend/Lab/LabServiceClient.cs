@@ -29,6 +29,138 @@ public sealed class LabServiceClient(HttpClient http)
 }
 
 /// <summary>
+/// <c>POST /inference/</c> as a stream of NDJSON events (<c>started</c>, <c>token</c>, then <c>completed</c> or
+/// <c>error</c>), so the run's tokens can be stored and published as they arrive.
+/// </summary>
+public static class LabInferenceStream
+{
+    // NDJSON preferred; a LabService (or a fake) that answers plain JSON is still understood.
+    private static readonly System.Net.Http.Headers.MediaTypeWithQualityHeaderValue AcceptNdjson = new("application/x-ndjson");
+
+    /// <summary>
+    /// Yields each event as it arrives, up to and including <c>completed</c> (whose <see cref="InferenceStreamEvent.Result"/>
+    /// is the whole answer). A plain JSON answer is yielded as one <c>completed</c> event. An <c>error</c> event is
+    /// thrown as <see cref="LabServiceProblemException"/>; a stream that breaks or ends early as
+    /// <see cref="LabServiceUnavailableException"/>; <paramref name="timeout"/> bounds the whole call
+    /// (<see cref="LabServiceTimeoutException"/>). Cancelling <paramref name="ct"/> aborts the request, and with it
+    /// the model call in LabService.
+    /// </summary>
+    public static async IAsyncEnumerable<InferenceStreamEvent> StreamInferenceAsync(this LabServiceClient lab, InferenceRequest request,
+        TimeSpan timeout, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(timeout);
+        using var message = LabHttp.Post("inference/", request, LabJsonContext.Default.InferenceRequest);
+        message.Headers.Accept.Clear();
+        message.Headers.Accept.Add(AcceptNdjson);
+        message.Headers.Accept.Add(new("application/json", 0.5));
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await LabHttp.SendAsync(lab.Http, message, static r => r.IsSuccessStatusCode, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new LabServiceTimeoutException(timeout);
+        }
+
+        using (response)
+        {
+            if (response.Content.Headers.ContentType?.MediaType != "application/x-ndjson")
+            {
+                InferenceResponse answer;
+                try
+                {
+                    answer = await LabHttp.ReadJsonAsync(response, LabJsonContext.Default.InferenceResponse, deadline.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+                {
+                    throw new LabServiceTimeoutException(timeout);
+                }
+                yield return new InferenceStreamEvent { Type = InferenceStreamEvent.CompletedType, Result = answer };
+                yield break;
+            }
+
+            using var reader = await LabNdjson.OpenAsync(response, "inference", deadline.Token).ConfigureAwait(false);
+            var events = 0;
+            while (true)
+            {
+                var line = await LabNdjson.ReadLineAsync(reader, "inference", events, timeout, ct, deadline.Token).ConfigureAwait(false);
+                if (line is null)
+                {
+                    throw new LabServiceUnavailableException(
+                        $"the inference stream ended after {events} event(s) without 'completed' or 'error' (LabService stopped mid-call)");
+                }
+                if (line.Length == 0)
+                    continue;
+                var e = LabNdjson.Parse(line, (int)response.StatusCode, LabJsonContext.Default.InferenceStreamEvent);
+                events++;
+                if (e.Type == InferenceStreamEvent.ErrorType)
+                {
+                    throw new LabServiceProblemException(e.Error?.Status ?? StatusCodes.Status502BadGateway, e.Error?.Code ?? "lab_error",
+                        "The model call failed in LabService", e.Error?.Message, new Dictionary<string, System.Text.Json.JsonElement>(), retryAfter: null);
+                }
+                if (e.Type == InferenceStreamEvent.CompletedType && e.Result is null)
+                    throw LabNdjson.ContractViolation((int)response.StatusCode, "its 'completed' event has no 'result'");
+                yield return e;
+                if (e.Type == InferenceStreamEvent.CompletedType)
+                    yield break;
+            }
+        }
+    }
+}
+
+/// <summary>Reading LabService's NDJSON streams: transport failures and contract violations as typed errors.</summary>
+internal static class LabNdjson
+{
+    public static async Task<StreamReader> OpenAsync(HttpResponseMessage response, string what, CancellationToken ct)
+    {
+        try
+        {
+            return new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), System.Text.Encoding.UTF8);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            throw new LabServiceUnavailableException($"the {what} stream broke before its first event ({ex.Message})", ex);
+        }
+    }
+
+    public static async Task<string?> ReadLineAsync(StreamReader reader, string what, int events, TimeSpan timeout, CancellationToken ct, CancellationToken deadline)
+    {
+        try
+        {
+            return await reader.ReadLineAsync(deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
+        {
+            throw new LabServiceTimeoutException(timeout);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
+        {
+            throw new LabServiceUnavailableException($"the {what} stream broke after {events} event(s) ({ex.Message})", ex);
+        }
+    }
+
+    public static T Parse<T>(string line, int status, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> typeInfo)
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(line, typeInfo) ?? throw new System.Text.Json.JsonException("the event is JSON null");
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw ContractViolation(status, $"an event does not match the contract ({ex.Message})");
+        }
+    }
+
+    public static LabServiceProblemException ContractViolation(int status, string why) =>
+        new(StatusCodes.Status502BadGateway, "lab_error", "LabService gave an answer the Backend cannot use",
+            $"LabService answered HTTP {status}, but {why}. Check that LabService and the Backend are the same version.",
+            new Dictionary<string, System.Text.Json.JsonElement>(), retryAfter: null);
+}
+
+/// <summary>
 /// <c>POST /orchestrate/</c> as a stream of NDJSON events. A run is not idempotent, so nothing here retries: the
 /// caller decides whether to continue the run with <c>previous_nodes</c>.
 /// </summary>

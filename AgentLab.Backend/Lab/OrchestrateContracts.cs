@@ -48,11 +48,24 @@ public sealed class OrchestrateEvent
     public string? Message { get; init; }
     public string? Code { get; init; }
 
+    /// <summary>The node's attempt (<c>node_started</c>, <c>node_failed</c>).</summary>
+    public int? Attempt { get; init; }
+
+    /// <summary>The graph step a <c>node_started</c> belongs to.</summary>
+    public int? Step { get; init; }
+
+    /// <summary>Whether a <c>node_failed</c> node is tried again.</summary>
+    public bool? WillRetry { get; init; }
+
     /// <summary>The node run of a <c>node_completed</c>, as LabService sent it.</summary>
     public JsonElement? Run { get; init; }
     public OrchestrateResult? Data { get; init; }
     public OrchestrateEventError? Error { get; init; }
 
+    public const string NodeStarted = "node_started";
+    public const string Token = "token";
+    public const string NodeFailed = "node_failed";
+    public const string Log = "log";
     public const string NodeCompleted = "node_completed";
     public const string Completed = "completed";
     public const string ErrorType = "error";

@@ -114,6 +114,39 @@ public sealed class FakeLabService : IAsyncDisposable
         await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
     }
 
+    /// <summary>The NDJSON lines of a streamed <c>/inference/</c> call: started, one token line each, completed.</summary>
+    public static string[] InferenceLines(IReadOnlyList<string> tokens)
+    {
+        var lines = new List<string> { """{"type":"started","model":"mistral:7b","model_server":"simulator"}""" };
+        lines.AddRange(tokens.Select(t => $$"""{"type":"token","content":{{System.Text.Json.JsonSerializer.Serialize(t)}}}"""));
+        var output = System.Text.Json.JsonSerializer.Serialize(string.Concat(tokens));
+        lines.Add($$"""{"type":"completed","result":{"output":{{output}},"model":"mistral:7b","requested_model":"mistral7b","model_server":"simulator","done_reason":"stop","metrics":{"total_duration_ms":120.5,"time_to_first_token_ms":12.25,"load_duration_ms":3.5,"prompt_eval_duration_ms":8,"eval_duration_ms":100,"prompt_tokens":11,"completion_tokens":{{tokens.Count}},"tokens_per_second":70,"wall_duration_ms":121""" + "}}}");
+        return [.. lines];
+    }
+
+    /// <summary>Streams <paramref name="tokens"/> as LabService's <c>/inference/</c> NDJSON answer.</summary>
+    public static Func<HttpContext, Task> InferenceNdjson(params string[] tokens) => Ndjson(InferenceLines(tokens));
+
+    /// <summary>
+    /// Streams <c>started</c> and <paramref name="tokens"/>, then hangs until the Backend aborts the request, which
+    /// completes <paramref name="aborted"/> (the model call would be cancelled there).
+    /// </summary>
+    public static Func<HttpContext, Task> InferenceThenHang(TaskCompletionSource aborted, params string[] tokens) => async ctx =>
+    {
+        ctx.RequestAborted.Register(() => aborted.TrySetResult());
+        try
+        {
+            await StartNdjsonAsync(ctx);
+            foreach (var line in InferenceLines(tokens).SkipLast(1))
+                await WriteLineAsync(ctx, line);
+            await Task.Delay(Timeout.InfiniteTimeSpan, ctx.RequestAborted);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // The Backend went away, as a cancel should make it.
+        }
+    };
+
     public const string GraphValidJson = """{"valid":true,"name":"review-loop","nodes":2,"edges":3,"max_steps":12}""";
 
     public static async Task<FakeLabService> StartAsync(CancellationToken ct)

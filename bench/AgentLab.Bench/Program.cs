@@ -41,7 +41,7 @@ switch (command)
             TtftRuns: int.Parse(ReadOption(args, "--ttft-runs", "30"), CultureInfo.InvariantCulture),
             TokenLatencyMs: int.Parse(ReadOption(args, "--token-ms", "25"), CultureInfo.InvariantCulture),
             SimulatorTtftMs: int.Parse(ReadOption(args, "--sim-ttft-ms", "40"), CultureInfo.InvariantCulture),
-            HeartbeatSeconds: double.Parse(ReadOption(args, "--heartbeat", "5"), CultureInfo.InvariantCulture),
+            HeartbeatSeconds: int.Parse(ReadOption(args, "--heartbeat", "5"), CultureInfo.InvariantCulture),
             ConnectConcurrency: int.Parse(ReadOption(args, "--connect-concurrency", "32"), CultureInfo.InvariantCulture)));
     default:
         Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, stream");

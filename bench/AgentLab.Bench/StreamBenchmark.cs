@@ -13,7 +13,7 @@ namespace AgentLab.Bench;
 
 /// <summary>Settings of <c>stream</c> (see Program.cs for the flags).</summary>
 internal sealed record StreamBenchSettings(int Subscribers, int Idle, int IdleExecutions, int TtftRuns, int TokenLatencyMs,
-    int SimulatorTtftMs, double HeartbeatSeconds, int ConnectConcurrency);
+    int SimulatorTtftMs, int HeartbeatSeconds, int ConnectConcurrency);
 
 /// <summary>
 /// Issue 6's figures for live streaming, with every server a separate Release process (the simulator, LabService, a
@@ -112,7 +112,8 @@ internal static class StreamBenchmark
         Console.WriteLine($"   connected in {idle.ConnectSeconds:0.0} s; Backend B RSS {Mb(idle.RssBefore)} -> {Mb(idle.RssConnected)} " +
             $"({Kb((idle.RssConnected - idle.RssBefore) / (double)s.Idle)} per connection); {Mb(idle.RssAfterWait)} after {idle.WaitSeconds:0} s; " +
             $"Backend B file descriptors {idle.DescriptorsBefore:N0} -> {idle.DescriptorsConnected:N0}");
-        Console.WriteLine($"   still open after {idle.WaitSeconds:0} s (heartbeat {s.HeartbeatSeconds} s): {idle.StillOpen:N0}/{s.Idle:N0}");
+        Console.WriteLine($"   still open after {idle.WaitSeconds:0} s (heartbeat {s.HeartbeatSeconds} s): {idle.StillOpen:N0}/{s.Idle:N0}; " +
+            $"control frames the server sent to one idle socket meanwhile: {idle.ProbePings} ping, {idle.ProbePongs} pong{(idle.ProbeClosed ? " (it closed!)" : "")}");
         Console.WriteLine($"3) Time to first token, {s.TtftRuns} runs each, interleaved (same prompt and model, {TtftMaxTokens} tokens):");
         Console.WriteLine($"   {"path",-58} {"p50 ms",8} {"p95 ms",8}");
         Console.WriteLine($"   {"simulator POST /api/chat stream:true -> first chunk",-58} {ttft.Simulator.P(0.50),8:0.0} {ttft.Simulator.P(0.95),8:0.0}");
@@ -250,7 +251,7 @@ internal static class StreamBenchmark
     }
 
     private sealed record IdleResult(double ConnectSeconds, long RssBefore, long RssConnected, long RssAfterWait, double WaitSeconds,
-        int StillOpen, int DescriptorsBefore, int DescriptorsConnected);
+        int StillOpen, int DescriptorsBefore, int DescriptorsConnected, int ProbePings, int ProbePongs, bool ProbeClosed);
 
     private static async Task<IdleResult> IdleAsync(Api api, int backendPid, StreamBenchSettings s, CancellationToken ct)
     {
@@ -272,7 +273,9 @@ internal static class StreamBenchmark
         // Past two heartbeats: a server or a proxy that dropped idle connections would have done it by now.
         var wait = TimeSpan.FromSeconds(s.HeartbeatSeconds * 2 + 2);
         Console.WriteLine($"  {subscribers.Length:N0} connected in {connectSeconds:0.0} s; waiting {wait.TotalSeconds:0} s...");
-        await Task.Delay(wait, ct);
+        // One more, on a bare socket, counts the control frames the server sends meanwhile: its heartbeat.
+        using var probe = await RawWebSocketProbe.ConnectAsync(api.B, silent[0], ct);
+        await probe.ListenAsync(wait);
         var stillOpen = subscribers.Count(x => x.IsOpen);
         var rssAfterWait = MachineLimits.Rss(backendPid);
         var closed = subscribers.FirstOrDefault(x => !x.IsOpen);
@@ -282,7 +285,8 @@ internal static class StreamBenchmark
             subscriber.Abort();
         foreach (var id in silent)
             await api.CancelAsync(api.A, id, ct);
-        return new IdleResult(connectSeconds, rssBefore, rssConnected, rssAfterWait, wait.TotalSeconds, stillOpen, descriptorsBefore, descriptorsConnected);
+        return new IdleResult(connectSeconds, rssBefore, rssConnected, rssAfterWait, wait.TotalSeconds, stillOpen, descriptorsBefore, descriptorsConnected,
+            probe.Pings, probe.Pongs, probe.Closed);
     }
 
     private static readonly string SilentExecution =

@@ -241,3 +241,90 @@ internal static class MachineLimits
     /// <summary>How many file descriptors <paramref name="pid"/> has open.</summary>
     public static int OpenDescriptors(int pid) => Directory.GetFiles($"/proc/{pid}/fd").Length;
 }
+
+/// <summary>
+/// A WebSocket client on a bare TCP socket, to see what ClientWebSocket hides: the control frames (ping 0x9, pong 0xA)
+/// the server sends on an idle connection, i.e. its heartbeat.
+/// </summary>
+internal sealed class RawWebSocketProbe : IDisposable
+{
+    private readonly System.Net.Sockets.TcpClient tcp = new();
+    private Stream stream = Stream.Null;
+
+    public int Pings { get; private set; }
+
+    public int Pongs { get; private set; }
+
+    public int DataFrames { get; private set; }
+
+    public bool Closed { get; private set; }
+
+    public static async Task<RawWebSocketProbe> ConnectAsync(Uri backend, Guid id, CancellationToken ct)
+    {
+        var probe = new RawWebSocketProbe();
+        await probe.tcp.ConnectAsync(backend.Host, backend.Port, ct);
+        probe.stream = probe.tcp.GetStream();
+        var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
+        var request = $"GET /api/v1/ws/executions/{id} HTTP/1.1\r\nHost: {backend.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        await probe.stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request), ct);
+        // The response headers end with an empty line; read byte by byte up to it (a few hundred bytes).
+        var headers = new System.Text.StringBuilder();
+        var one = new byte[1];
+        while (!headers.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+        {
+            if (await probe.stream.ReadAsync(one, ct) == 0)
+                throw new IOException("The server closed during the WebSocket handshake.");
+            headers.Append((char)one[0]);
+        }
+        if (!headers.ToString().StartsWith("HTTP/1.1 101", StringComparison.Ordinal))
+            throw new IOException("The WebSocket handshake was refused: " + headers.ToString().Split('\r')[0]);
+        return probe;
+    }
+
+    /// <summary>Reads frames (server frames are unmasked) for <paramref name="duration"/>, counting them by kind.</summary>
+    public async Task ListenAsync(TimeSpan duration)
+    {
+        using var timeout = new CancellationTokenSource(duration);
+        var header = new byte[2];
+        var extended = new byte[8];
+        try
+        {
+            while (true)
+            {
+                await stream.ReadExactlyAsync(header, timeout.Token);
+                var opcode = header[0] & 0x0F;
+                long length = header[1] & 0x7F;
+                if (length == 126)
+                {
+                    await stream.ReadExactlyAsync(extended.AsMemory(0, 2), timeout.Token);
+                    length = (extended[0] << 8) | extended[1];
+                }
+                else if (length == 127)
+                {
+                    await stream.ReadExactlyAsync(extended, timeout.Token);
+                    length = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(extended);
+                }
+                var payload = new byte[length];
+                await stream.ReadExactlyAsync(payload, timeout.Token);
+                switch (opcode)
+                {
+                    case 0x8: Closed = true; return;
+                    case 0x9: Pings++; break;
+                    case 0xA: Pongs++; break;
+                    default: DataFrames++; break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            // Listened long enough.
+        }
+        catch (EndOfStreamException)
+        {
+            Closed = true;
+        }
+    }
+
+    public void Dispose() => tcp.Dispose();
+}

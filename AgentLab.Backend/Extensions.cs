@@ -4,6 +4,7 @@ using AgentLab.Backend.Errors;
 using AgentLab.Backend.Events;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
+using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -44,6 +45,7 @@ public static class BackendExtensions
         services.AddRetention();                // deletes old finished executions, compacts their events
         services.AddExecutionEvents();          // Redis pub/sub and the stored event log: Events/
         services.AddExecutionEventWriting();    // run journals (store, then publish), cancel delivery: Events/
+        services.AddExecutionStreams();         // WebSocket/SSE streams and the per-replica hub: Streams/
         services.AddLabServiceClient();
         services.AddLabServiceReadClient();
         services.AddScoped<ExecutionRunner>();

@@ -5,6 +5,7 @@ using AgentLab.Backend.Health;
 using AgentLab.Backend.History;
 using AgentLab.Backend.Metrics;
 using AgentLab.Backend.Models;
+using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -17,6 +18,7 @@ app.UseExecutionIdBoundary();           // execution IDs are assigned here, neve
 app.UseCors(BackendExtensions.CorsPolicy);
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();
+app.MapStreamsApi();                   // WebSocket and SSE event streams
 app.MapHistoryApi();
 app.MapMetricsApi();
 app.MapModelsApi();

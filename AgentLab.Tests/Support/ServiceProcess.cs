@@ -22,6 +22,9 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The OS process id (benchmarks read its memory from /proc/&lt;pid&gt;/status).</summary>
+    public int ProcessId => _process.Id;
+
     /// <summary>CPU time the process has used so far (user + system), for per-request cost in benchmarks.</summary>
     public TimeSpan TotalProcessorTime
     {
@@ -115,6 +118,10 @@ public sealed class ServiceProcess : IAsyncDisposable
             catch (HttpRequestException)
             {
                 // not listening yet
+            }
+            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // A probe slower than 2 s (a loaded machine, the first request's JIT): ask again within the bound.
             }
             await Task.Delay(100, ct);
         }

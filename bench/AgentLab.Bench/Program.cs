@@ -6,6 +6,7 @@ using AgentLab.Bench;
 // dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
 // dotnet run -c Release --project bench/AgentLab.Bench -- store [--runs 1000] [--concurrency 1] [--options "Npgsql keywords"] [--connection "..." [--keep]]
 // dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
+// dotnet run -c Release --project bench/AgentLab.Bench -- stream [--subscribers 1000] [--idle 5000] [--idle-executions 10] [--ttft-runs 30] [--token-ms 25] [--sim-ttft-ms 40] [--heartbeat 5] [--connect-concurrency 32]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
 {
@@ -38,8 +39,18 @@ switch (command)
             int.Parse(ReadOption(args, "--concurrency", "1"), CultureInfo.InvariantCulture),
             ReadOption(args, "--connection", "") is { Length: > 0 } store ? store : null, keep: args.Contains("--keep"),
             ReadOption(args, "--options", "") is { Length: > 0 } extra ? extra : null);
+    case "stream":
+        return await StreamBenchmark.RunAsync(new StreamBenchSettings(
+            Subscribers: int.Parse(ReadOption(args, "--subscribers", "1000"), CultureInfo.InvariantCulture),
+            Idle: int.Parse(ReadOption(args, "--idle", "5000"), CultureInfo.InvariantCulture),
+            IdleExecutions: int.Parse(ReadOption(args, "--idle-executions", "10"), CultureInfo.InvariantCulture),
+            TtftRuns: int.Parse(ReadOption(args, "--ttft-runs", "30"), CultureInfo.InvariantCulture),
+            TokenLatencyMs: int.Parse(ReadOption(args, "--token-ms", "25"), CultureInfo.InvariantCulture),
+            SimulatorTtftMs: int.Parse(ReadOption(args, "--sim-ttft-ms", "40"), CultureInfo.InvariantCulture),
+            HeartbeatSeconds: int.Parse(ReadOption(args, "--heartbeat", "5"), CultureInfo.InvariantCulture),
+            ConnectConcurrency: int.Parse(ReadOption(args, "--connect-concurrency", "32"), CultureInfo.InvariantCulture)));
     default:
-        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, store");
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, store, stream");
         return 2;
 }
 

@@ -31,8 +31,11 @@ internal sealed class WebSocketEventStream(Guid executionId, long afterSeq, bool
 
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
-            // Proxies cut idle connections (often at 60 s): the server pings, and the client's pong keeps it open.
+            // Proxies cut idle connections (often at 60 s): with a timeout set the server sends real Pings (without
+            // one it only sends unsolicited Pongs), and a client that stops answering them is dropped, so a peer that
+            // vanished without a close does not keep its subscription and queue for the rest of the run.
             KeepAliveInterval = options.Heartbeat,
+            KeepAliveTimeout = options.Heartbeat * 2,
         }).ConfigureAwait(false);
         using var stream = new EventStream(services.GetRequiredService<ExecutionEventHub>(), options, executionId, afterSeq, finished,
             open.Stopping, context.RequestAborted);

@@ -108,6 +108,32 @@ public sealed class StreamSocketTests : StreamsTestBase
     }
 
     [Fact]
+    public async Task WebSocket_ClientThatStopsAnsweringPings_IsDropped_AndItsSubscriberIsGone()
+    {
+        var (factory, address) = KestrelReplica(new Dictionary<string, string?> { ["Streams:HeartbeatSeconds"] = "1" });
+        await using var _ = factory;
+        await using var producer = await ProducerAsync(Publisher(factory));
+        var open = factory.Services.GetRequiredService<OpenStreams>();
+        // A peer that vanished without a close: the socket stays open at the TCP level but nothing answers.
+        using var socket = await RawConnectAsync(address, $"GET {StreamClient.WebSocketPath(producer.ExecutionId)} HTTP/1.1", "101");
+        await EventuallyAsync(() => Hub(factory).SubscriberCount(producer.ExecutionId) == 1, "the stream subscribed");
+
+        var sawPing = false;
+        var buffer = new byte[4096];
+        while (!sawPing)
+        {
+            var n = await socket.ReceiveAsync(buffer, Ct).AsTask().WaitAsync(Bound, Ct);
+            Assert.True(n > 0, "the server closed the connection before it pinged");
+            // Server frames are unmasked: the first byte is FIN + opcode, 0x89 for a Ping (not 0x8A, an unsolicited Pong).
+            sawPing = buffer.AsSpan(0, n).Contains((byte)0x89);
+        }
+        await EventuallyAsync(() => open.Count == 0, "the unanswering connection was dropped");
+
+        Assert.True(sawPing);
+        Assert.Equal(0, Hub(factory).SubscriberCount(producer.ExecutionId));
+    }
+
+    [Fact]
     public async Task IdleConnections_ManyWebSocketsAndSseStreams_OnOneExecution_ShareOneFeed()
     {
         var (factory, address) = KestrelReplica();

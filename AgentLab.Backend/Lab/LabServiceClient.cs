@@ -34,9 +34,6 @@ public sealed class LabServiceClient(HttpClient http)
 /// </summary>
 public static class LabInferenceStream
 {
-    // NDJSON preferred; a LabService (or a fake) that answers plain JSON is still understood.
-    private static readonly System.Net.Http.Headers.MediaTypeWithQualityHeaderValue AcceptNdjson = new("application/x-ndjson");
-
     /// <summary>
     /// Yields each event as it arrives, up to and including <c>completed</c> (whose <see cref="InferenceStreamEvent.Result"/>
     /// is the whole answer). A plain JSON answer is yielded as one <c>completed</c> event. An <c>error</c> event is
@@ -52,7 +49,8 @@ public static class LabInferenceStream
         deadline.CancelAfter(timeout);
         using var message = LabHttp.Post("inference/", request, LabJsonContext.Default.InferenceRequest);
         message.Headers.Accept.Clear();
-        message.Headers.Accept.Add(AcceptNdjson);
+        // NDJSON preferred; a LabService (or a fake) that answers plain JSON is still understood.
+        message.Headers.Accept.Add(LabNdjson.Accept);
         message.Headers.Accept.Add(new("application/json", 0.5));
 
         HttpResponseMessage response;
@@ -114,6 +112,8 @@ public static class LabInferenceStream
 /// <summary>Reading LabService's NDJSON streams: transport failures and contract violations as typed errors.</summary>
 internal static class LabNdjson
 {
+    public static readonly System.Net.Http.Headers.MediaTypeWithQualityHeaderValue Accept = new("application/x-ndjson");
+
     public static async Task<StreamReader> OpenAsync(HttpResponseMessage response, string what, CancellationToken ct)
     {
         try
@@ -166,8 +166,6 @@ internal static class LabNdjson
 /// </summary>
 public static class LabOrchestration
 {
-    private static readonly System.Net.Http.Headers.MediaTypeWithQualityHeaderValue AcceptNdjson = new("application/x-ndjson");
-
     /// <summary>
     /// Yields each event as it arrives, up to and including <c>completed</c>. An <c>error</c> event is thrown as
     /// <see cref="LabServiceProblemException"/> (its data, when present, as the <c>flow</c> and <c>stop_reason</c>
@@ -181,7 +179,7 @@ public static class LabOrchestration
         deadline.CancelAfter(timeout);
         using var message = LabHttp.Post("orchestrate/", request, LabJsonContext.Default.OrchestrateRequest);
         message.Headers.Accept.Clear();
-        message.Headers.Accept.Add(AcceptNdjson);
+        message.Headers.Accept.Add(LabNdjson.Accept);
 
         HttpResponseMessage response;
         try
@@ -195,11 +193,11 @@ public static class LabOrchestration
 
         using (response)
         {
-            using var reader = await OpenAsync(response, deadline.Token).ConfigureAwait(false);
+            using var reader = await LabNdjson.OpenAsync(response, "orchestration", deadline.Token).ConfigureAwait(false);
             var events = 0;
             while (true)
             {
-                var line = await ReadLineAsync(reader, events, timeout, ct, deadline.Token).ConfigureAwait(false);
+                var line = await LabNdjson.ReadLineAsync(reader, "orchestration", events, timeout, ct, deadline.Token).ConfigureAwait(false);
                 if (line is null)
                 {
                     throw new LabServiceUnavailableException(
@@ -207,7 +205,7 @@ public static class LabOrchestration
                 }
                 if (line.Length == 0)
                     continue;
-                var e = Parse(line, (int)response.StatusCode);
+                var e = LabNdjson.Parse(line, (int)response.StatusCode, LabJsonContext.Default.OrchestrateEvent);
                 events++;
                 if (e.Type == OrchestrateEvent.ErrorType)
                     throw ToProblem(e);
@@ -215,50 +213,6 @@ public static class LabOrchestration
                 if (e.Type == OrchestrateEvent.Completed)
                     yield break;
             }
-        }
-    }
-
-    private static async Task<StreamReader> OpenAsync(HttpResponseMessage response, CancellationToken ct)
-    {
-        try
-        {
-            return new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), System.Text.Encoding.UTF8);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException)
-        {
-            throw new LabServiceUnavailableException($"the orchestration stream broke before its first event ({ex.Message})", ex);
-        }
-    }
-
-    private static async Task<string?> ReadLineAsync(StreamReader reader, int events, TimeSpan timeout, CancellationToken ct, CancellationToken deadline)
-    {
-        try
-        {
-            return await reader.ReadLineAsync(deadline).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
-        {
-            throw new LabServiceTimeoutException(timeout);
-        }
-        catch (Exception ex) when (ex is HttpRequestException or IOException)
-        {
-            throw new LabServiceUnavailableException($"the orchestration stream broke after {events} event(s) ({ex.Message})", ex);
-        }
-    }
-
-    private static OrchestrateEvent Parse(string line, int status)
-    {
-        try
-        {
-            return System.Text.Json.JsonSerializer.Deserialize(line, LabJsonContext.Default.OrchestrateEvent)
-                ?? throw new System.Text.Json.JsonException("the event is JSON null");
-        }
-        catch (System.Text.Json.JsonException ex)
-        {
-            throw new LabServiceProblemException(StatusCodes.Status502BadGateway, "lab_error", "LabService gave an answer the Backend cannot use",
-                $"LabService answered HTTP {status}, but an orchestration event does not match the contract ({ex.Message}). " +
-                "Check that LabService and the Backend are the same version.",
-                new Dictionary<string, System.Text.Json.JsonElement>(), retryAfter: null);
         }
     }
 

@@ -1,31 +1,14 @@
 namespace AgentLab.Backend.Lab;
 
 /// <summary>
-/// Model calls through LabService (<c>POST /inference/</c>). Registered without any retry handler: a generation is
+/// Model calls through LabService (<c>POST /inference/</c>, <c>POST /orchestrate/</c>: the stream readers below).
+/// Registered without any retry handler: a generation is
 /// not idempotent and can take minutes. <c>HttpClient.Timeout</c> is infinite; each call is bounded by its own
 /// timeout and by the caller's token (a client that disconnects cancels the generation downstream).
 /// </summary>
 public sealed class LabServiceClient(HttpClient http)
 {
     internal HttpClient Http => http;
-
-    public async Task<InferenceResponse> InferAsync(InferenceRequest request, TimeSpan timeout, CancellationToken ct)
-    {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(timeout);
-        using var message = LabHttp.Post("inference/", request, LabJsonContext.Default.InferenceRequest);
-        try
-        {
-            using var response = await LabHttp.SendAsync(http, message, static r => r.IsSuccessStatusCode, deadline.Token)
-                .ConfigureAwait(false);
-            return await LabHttp.ReadJsonAsync(response, LabJsonContext.Default.InferenceResponse, deadline.Token)
-                .ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested && deadline.IsCancellationRequested)
-        {
-            throw new LabServiceTimeoutException(timeout);
-        }
-    }
 }
 
 /// <summary>

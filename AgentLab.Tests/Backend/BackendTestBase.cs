@@ -48,6 +48,14 @@ public abstract class BackendTestBase : IAsyncLifetime
     protected static async Task<JsonElement> JsonAsync(HttpResponseMessage response) =>
         (await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(Ct), cancellationToken: Ct).WaitAsync(Bound, Ct)).RootElement;
 
+    /// <summary>Asserts a 202 Accepted with its body (the body shows in the failure when it is something else).</summary>
+    protected static async Task<JsonElement> AssertAcceptedAsync(HttpResponseMessage response)
+    {
+        var body = await JsonAsync(response);
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, $"expected 202, got {(int)response.StatusCode}: {body}");
+        return body;
+    }
+
     /// <summary>Asserts a problem reply with the status and code, carrying a trace_id; returns its body.</summary>
     protected static async Task<JsonElement> AssertProblemAsync(HttpResponseMessage response, int status, string code)
     {

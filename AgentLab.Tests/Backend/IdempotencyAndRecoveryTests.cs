@@ -141,7 +141,7 @@ public sealed class IdempotencyAndRecoveryTests : BackendTestBase
     {
         Lab.Inference = FakeLabService.Hang;
         var first = Backend(FastSweep, out var firstFactory);
-        var accepted = await JsonAsync(await PostJsonAsync(first, """{"prompt": "p", "mode": "async"}"""));
+        var accepted = await AssertAcceptedAsync(await PostJsonAsync(first, """{"prompt": "p", "mode": "async"}"""));
         var id = accepted.GetProperty("execution_id").GetString()!;
         await WaitForAsync(() => Lab.Received.Any(r => r.Path == "/inference/"));
 

@@ -9,7 +9,7 @@ LabAppBuilder builder;
 try
 {
     builder = LabAppBuilder.Create(args);
-    await LabGraph.DeclareAsync(builder);
+    await LabGraph.DeclareAsync(builder);  // prints a ready-to-use Backend token
 }
 catch (LabStartupException ex)
 {

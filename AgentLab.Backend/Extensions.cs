@@ -4,6 +4,7 @@ using AgentLab.Backend.Errors;
 using AgentLab.Backend.Events;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
+using AgentLab.Backend.Security;
 using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -60,6 +61,8 @@ public static class BackendExtensions
         services.AddScoped<Metrics.MetricsQuery>();
         services.AddScoped<Graphs.GraphStore>();
 
+        services.AddAgentLabAuth();             // JWT bearer on everything but health and readiness: Security/
+
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()
             .Configure<IOptions<BackendCorsOptions>>((cors, settings) => cors.AddPolicy(CorsPolicy, policy => policy
@@ -75,6 +78,7 @@ public static class BackendExtensions
     /// <summary>The model-call client: no retry handler, ever (a generation is not idempotent).</summary>
     public static IHttpClientBuilder AddLabServiceClient(this IServiceCollection services) =>
         services.AddHttpClient<LabServiceClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .AddHttpMessageHandler(sp => new ServiceCredentialHandler(sp.GetRequiredService<IOptions<LabServiceOptions>>()))
             .RemoveAllLoggers();   // the hot path: the runner logs one line per execution, not four per call
 
     /// <summary>
@@ -83,6 +87,7 @@ public static class BackendExtensions
     /// </summary>
     public static IHttpClientBuilder AddLabServiceReadClient(this IServiceCollection services) =>
         services.AddHttpClient<LabServiceReadClient>(ConfigureLabClient).ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            .AddHttpMessageHandler(sp => new ServiceCredentialHandler(sp.GetRequiredService<IOptions<LabServiceOptions>>()))
             .RemoveAllLoggers()
             // LabService's Retry-After (5-10 s: the model server is down or busy) is advice for the end client; an
             // interactive read passes that answer on at once instead of sitting on it until its own timeout.
@@ -91,7 +96,7 @@ public static class BackendExtensions
     /// <summary>OpenAPI at <c>/openapi/v1.json</c> and Swagger UI over it at <c>/swagger</c>.</summary>
     public static WebApplication MapApiDocs(this WebApplication app)
     {
-        app.MapOpenApi();
+        app.MapOpenApi().AllowAnonymous();
         app.UseSwaggerUI(o =>
         {
             o.SwaggerEndpoint("/openapi/v1.json", "AgentLab Backend v1");

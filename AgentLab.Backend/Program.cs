@@ -5,17 +5,33 @@ using AgentLab.Backend.Health;
 using AgentLab.Backend.History;
 using AgentLab.Backend.Metrics;
 using AgentLab.Backend.Models;
+using AgentLab.Backend.Security;
 using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 
+if (args is [TokenCommand.Verb, .. var tokenArgs])
+    return TokenCommand.Run(tokenArgs, Console.Out, Console.Error);
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
-builder.AddBackendServices();           // options, typed LabService clients, runner, CORS, OpenAPI: Extensions.cs
+builder.AddBackendServices();           // options, typed LabService clients, runner, CORS, auth, OpenAPI: Extensions.cs
 
 var app = builder.Build();
+try
+{
+    app.EnsureAuthConfigured();         // no key outside Development: stop here, never run open
+}
+catch (AuthConfigurationException ex)
+{
+    Console.Error.WriteLine($"AgentLab.Backend will not start: {ex.Message}");
+    return 1;
+}
+
 app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
 app.UseExecutionIdBoundary();           // execution IDs are assigned here, never taken from a caller's baggage
 app.UseCors(BackendExtensions.CorsPolicy);
+app.UseAuthentication();
+app.UseAuthorization();
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();
 app.MapStreamsApi();                   // WebSocket and SSE event streams
@@ -26,3 +42,4 @@ app.MapGraphsApi();
 app.MapHealthApi();
 app.MapApiDocs();
 app.Run();
+return 0;

@@ -35,16 +35,18 @@ public static class HealthEndpoints
     /// <summary>Maps <c>/health</c> and <c>/alive</c> with the JSON writer; both are excluded from HTTP metrics.</summary>
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapHealthChecks(HealthPath, new HealthCheckOptions { ResponseWriter = WriteAsync }).DisableHttpMetrics();
+        // Probes answer without a token (a service that requires one elsewhere still lets its orchestrator look).
+        app.MapHealthChecks(HealthPath, new HealthCheckOptions { ResponseWriter = WriteAsync }).DisableHttpMetrics().AllowAnonymous();
         app.MapHealthChecks(AlivePath, new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(LiveTag),
             ResponseWriter = WriteAsync,
-        }).DisableHttpMetrics();
+        }).DisableHttpMetrics().AllowAnonymous();
         return app;
     }
 
-    internal static bool IsProbe(PathString path) =>
+    /// <summary>Whether <paramref name="path"/> is one of the probes (<c>/health</c>, <c>/alive</c>), which answer without credentials.</summary>
+    public static bool IsProbe(PathString path) =>
         path.Equals(HealthPath, StringComparison.OrdinalIgnoreCase) || path.Equals(AlivePath, StringComparison.OrdinalIgnoreCase);
 
     /// <summary>

@@ -7,8 +7,11 @@ namespace AgentLab.AppHost.Lab;
 /// <summary>The lab's resource graph, declared once for `dotnet run --project AgentLab.AppHost` and the test host.</summary>
 public static class LabGraph
 {
-    public static async Task DeclareAsync(LabAppBuilder builder, CancellationToken ct = default)
+    /// <returns>The credentials handed to the services (the test host mints its tokens with them).</returns>
+    public static async Task<LabCredentials> DeclareAsync(LabAppBuilder builder, CancellationToken ct = default)
     {
+        var credentials = LabCredentials.Create(builder);
+
         var ollama = await builder.AddModelServerAsync("ollama", ct).ConfigureAwait(false);
 
         // PostgreSQL (database agentlabdb) and Redis (Garnet): the configured ones, else servers the AppHost runs.
@@ -23,7 +26,9 @@ public static class LabGraph
             .WithHttpEndpoint(port: 8001)
             .WithHttpHealthCheck("/health")
             .WithReference(ollama)
-            .WaitFor(ollama);
+            .WaitFor(ollama)
+            // Only the Backend knows this key, so nobody can call LabService around the Backend's checks.
+            .WithEnvironment("ServiceAuth__Key", credentials.ServiceKey);
 
         builder.AddProject("backend", "AgentLab.Backend")
             .WithHttpEndpoint(port: 8000)
@@ -33,7 +38,14 @@ public static class LabGraph
             .WithReference(redis)
             .WaitFor(redis)
             .WithReference(labservice)
-            .WaitFor(labservice);
+            .WaitFor(labservice)
+            .WithEnvironment("Auth__SigningKey", credentials.EncodedSigningKey)
+            .WithEnvironment("LabService__ServiceKey", credentials.ServiceKey);
+
+        builder.Output.WriteLine($"Backend tokens are signed with the key in {credentials.SigningKeySource}. A token for '{LabCredentials.DeveloperSubject}' " +
+            $"(valid {LabCredentials.DeveloperTokenLifetime.TotalHours:0} h; mint more with `dotnet run --project AgentLab.Backend -- token --sub <you>`):");
+        builder.Output.WriteLine($"  Authorization: Bearer {credentials.Mint(LabCredentials.DeveloperSubject)}");
+        return credentials;
     }
 
     private static IResourceBuilder<LabResource> AddPostgres(LabAppBuilder builder)

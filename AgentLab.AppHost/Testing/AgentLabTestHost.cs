@@ -13,9 +13,12 @@ public sealed class AgentLabTestHost : IAsyncDisposable
     private readonly LabApp _app;
     private readonly string _dataRoot;
 
-    private AgentLabTestHost(LabApp app, string dataRoot, StringWriter output)
+    private readonly LabCredentials _credentials;
+
+    private AgentLabTestHost(LabApp app, string dataRoot, StringWriter output, LabCredentials credentials)
     {
         _app = app;
+        _credentials = credentials;
         _dataRoot = dataRoot;
         Output = output;
     }
@@ -38,6 +41,8 @@ public sealed class AgentLabTestHost : IAsyncDisposable
             ["AppHost:EchoOutput"] = "false",
             ["Postgres:DataDirectory"] = Path.Combine(dataRoot, "postgres"),
             ["Postgres:ThrowAway"] = "true",
+            // A key of its own: tests never touch the developer's .agentlab/dev-signing-key.
+            ["Auth:SigningKey"] = AgentLab.ServiceDefaults.Security.AgentLabTokens.Encode(AgentLab.ServiceDefaults.Security.AgentLabTokens.NewKey()),
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             all[key] = value;
@@ -45,7 +50,7 @@ public sealed class AgentLabTestHost : IAsyncDisposable
         var output = new StringWriter();
         var writer = TextWriter.Synchronized(output);
         var builder = LabAppBuilder.Create(all, writer);
-        await LabGraph.DeclareAsync(builder, ct).ConfigureAwait(false);
+        var credentials = await LabGraph.DeclareAsync(builder, ct).ConfigureAwait(false);
         var app = builder.Build();
         try
         {
@@ -57,12 +62,23 @@ public sealed class AgentLabTestHost : IAsyncDisposable
             TryDelete(dataRoot);
             throw;
         }
-        return new AgentLabTestHost(app, dataRoot, output);
+        return new AgentLabTestHost(app, dataRoot, output, credentials);
     }
 
     /// <summary>A client whose base address is the resource's endpoint (<c>backend</c>, <c>labservice</c>, <c>ollama</c>).</summary>
     public HttpClient CreateHttpClient(string resource) =>
         new() { BaseAddress = _app.GetResource(resource).Endpoint ?? throw new InvalidOperationException($"'{resource}' has no endpoint.") };
+
+    /// <summary>A client of the Backend that speaks for <paramref name="subject"/> (a token signed with this lab's key).</summary>
+    public HttpClient CreateBackendClient(string subject = LabCredentials.DeveloperSubject, params string[] roles)
+    {
+        var client = CreateHttpClient("backend");
+        client.DefaultRequestHeaders.Authorization = new("Bearer", _credentials.Mint(subject, roles));
+        return client;
+    }
+
+    /// <summary>The key LabService expects from the Backend in this lab.</summary>
+    public string ServiceKey => _credentials.ServiceKey;
 
     /// <summary>The connection string a resource gives its dependents (<c>postgres</c> gives agentlabdb's).</summary>
     public string? GetConnectionString(string resource)

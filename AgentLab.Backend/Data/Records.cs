@@ -6,6 +6,9 @@ public sealed class ExecutionRecord
     /// <summary>UUIDv7, so new rows append to the primary key's index and ids sort by creation time.</summary>
     public Guid Id { get; set; }
 
+    /// <summary>The token subject that submitted it; only it (and an admin) can see it. Empty for rows older than auth.</summary>
+    public string Owner { get; set; } = "";
+
     /// <summary><c>simple</c> or <c>orchestrator</c>.</summary>
     public required string ExecutionType { get; set; }
 

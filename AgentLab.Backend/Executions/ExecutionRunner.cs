@@ -57,7 +57,7 @@ public sealed class ExecutionRunner(
     }
 
     /// <summary>A new queued execution held by this replica; <paramref name="mode"/> is the effective sync/async.</summary>
-    public ExecutionRecord NewRecord(ExecutionRequest request, string mode, string? idempotencyKey)
+    public ExecutionRecord NewRecord(ExecutionRequest request, string mode, string? idempotencyKey, string owner)
     {
         request.ExecutionType ??= ExecutionKinds.Simple;
         // The mode is how the caller waits, not what it asks for: a sync retry of an async submit is the same request.
@@ -69,6 +69,7 @@ public sealed class ExecutionRunner(
         return new ExecutionRecord
         {
             Id = Guid.CreateVersion7(now),
+            Owner = owner,
             ExecutionType = request.ExecutionType,
             Mode = mode,
             Model = string.IsNullOrWhiteSpace(request.Model) ? null : request.Model.Trim(),

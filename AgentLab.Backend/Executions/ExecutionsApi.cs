@@ -1,6 +1,7 @@
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Events;
 using AgentLab.Backend.Lab;
+using AgentLab.Backend.Security;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.OpenApi;
@@ -95,7 +96,7 @@ public static class ExecutionsApi
         await databaseHealth.WaitForMigrationStepAsync(DatabaseStartupWait, ct);
         databaseHealth.ThrowIfUnavailable();
 
-        var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key);
+        var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key, request.HttpContext.Caller().Subject);
         // The slot is taken before anything is written, so a full queue refuses without leaving a row behind.
         var reserved = isAsync && queue.TryReserve();
         if (isAsync && !reserved)

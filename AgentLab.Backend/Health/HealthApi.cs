@@ -27,6 +27,7 @@ public static class HealthApi
         group.MapGet("/health", GetHealth)
             .WithName("GetHealth")
             .WithSummary("Liveness of the Backend itself")
+            .AllowAnonymous()
             .Produces<StatusReport>(StatusCodes.Status200OK);
 
         group.MapGet("/health/detailed", GetDetailedHealthAsync)
@@ -38,6 +39,7 @@ public static class HealthApi
         group.MapGet("/ready", GetReadyAsync)
             .WithName("GetReady")
             .WithSummary("Readiness: the database (migrated) and LabService answer")
+            .AllowAnonymous()
             .Produces<StatusReport>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 

@@ -14,6 +14,12 @@ public sealed class LabServiceOptions
     [Required, Url]
     public string BaseAddress { get; set; } = "http://labservice";
 
+    /// <summary>
+    /// The service credential LabService expects (its <c>ServiceAuth:Key</c>), sent as <c>Authorization: Bearer</c> on
+    /// every call. The AppHost generates and injects both; unset, calls go without one (a LabService in Development).
+    /// </summary>
+    public string? ServiceKey { get; set; }
+
     /// <summary>Upper bound of one execution's LabService call when the request sets no <c>timeout_seconds</c>.</summary>
     [Range(1, 86_400)]
     public int RequestTimeoutSeconds { get; set; } = 900;

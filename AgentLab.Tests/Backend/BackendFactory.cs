@@ -1,4 +1,5 @@
 using AgentLab.Backend;
+using AgentLab.Tests.Support;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -25,10 +26,30 @@ public sealed class BackendFactory(Uri labBaseAddress, string connectionString, 
             // Tests seed old rows on purpose; the retention job would delete them behind the test's back.
             ["Retention:Enabled"] = "false",
         };
+        foreach (var (key, value) in Support.TestTokens.Settings)
+            all[key] = value;
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             all[key] = value;
 
         builder.ConfigureAppConfiguration((_, config) => config.AddInMemoryCollection(all));
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+    }
+
+    /// <summary>Every client speaks for <see cref="Support.TestTokens.DefaultSubject"/> unless a test sets another token.</summary>
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.As();
+    }
+
+    /// <summary>A client that speaks for <paramref name="subject"/> with <paramref name="roles"/>.</summary>
+    public HttpClient CreateClientFor(string subject, params string[] roles) => CreateClient().As(subject, roles);
+
+    /// <summary>A client with no Authorization header.</summary>
+    public HttpClient CreateAnonymousClient()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = null;
+        return client;
     }
 }

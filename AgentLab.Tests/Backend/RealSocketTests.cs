@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using AgentLab.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace AgentLab.Tests.Backend;
@@ -17,7 +18,7 @@ public sealed class RealSocketTests : BackendTestBase
         factory.UseKestrel();
         factory.StartServer();
         var address = factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        using var client = new HttpClient { BaseAddress = new Uri(address) };
+        using var client = new HttpClient { BaseAddress = new Uri(address) }.As();
 
         var response = await PostJsonAsync(client, """{"prompt": "Dime 3 números primos", "model": "mistral7b"}""");
 

@@ -26,7 +26,7 @@ public sealed class BackendCrashTests
             ["AppHost:Environment:backend:Execution__LeaseSeconds"] = "2",
             ["AppHost:Environment:backend:Execution__SweepIntervalSeconds"] = "0.5",
         }, Ct).WaitAsync(TimeSpan.FromMinutes(2), Ct);
-        using var backend = host.CreateHttpClient("backend");
+        using var backend = host.CreateBackendClient();
         var resource = host.App.GetResource("backend");
         var restartsBefore = resource.RestartCount;
 

@@ -26,7 +26,7 @@ public sealed class LabServiceCrashTests
             ["AppHost:Environment:ollama:Simulator__TokenLatencyMs"] = "60",
             ["AppHost:Environment:backend:Orchestrator__ResumeAttempts"] = "20",
         }, Ct).WaitAsync(TimeSpan.FromMinutes(2), Ct);
-        using var backend = host.CreateHttpClient("backend");
+        using var backend = host.CreateBackendClient();
         var lab = host.App.GetResource("labservice");
         var restartsBefore = lab.RestartCount;
 

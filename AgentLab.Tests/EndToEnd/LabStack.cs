@@ -9,6 +9,8 @@ using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using AgentLab.Tests.Support;
+
 namespace AgentLab.Tests.EndToEnd;
 
 /// <summary>
@@ -80,10 +82,11 @@ public sealed class LabStack : IAsyncLifetime
             ["services:labservice:http:0"] = LabAddress.ToString(),
             ["LabService:ConnectTimeoutSeconds"] = "2",
             ["LabService:HealthTimeoutSeconds"] = "3",
+            ["Auth:SigningKey"] = Support.TestTokens.EncodedKey,
         }, logs: null);
         backend.UseKestrel();
         backend.StartServer();
-        Backend = new HttpClient { BaseAddress = AddressOf(backend.Services), Timeout = Timeout.InfiniteTimeSpan };
+        Backend = new HttpClient { BaseAddress = AddressOf(backend.Services), Timeout = Timeout.InfiniteTimeSpan }.As();
     }
 
     /// <summary>Stops the model server, as when Ollama goes away under a running lab.</summary>

@@ -37,10 +37,13 @@ public sealed class ReplicaLab : IAsyncLifetime
         options.Models.Add(new SimulatedModel { Name = StreamingModel, TokenLatencyMs = 25, Capabilities = ["completion", "tools"] });
         options.Models.Add(new SimulatedModel { Name = LongModel, TokenLatencyMs = 300, Capabilities = ["completion", "tools"] });
         Simulator = await SimulatorHost.StartAsync(options, ct).WaitAsync(Bound, ct);
-        var starting = ServiceProcess.StartAsync("AgentLab.LabService", "/health", Quiet(new()
+        var labEnvironment = Quiet(new()
         {
             ["ConnectionStrings__ollama"] = $"Endpoint={Simulator.BaseAddress}",
-        }), [], ct);
+        });
+        foreach (var (key, value) in TestTokens.LabServiceEnvironment)
+            labEnvironment[key] = value;
+        var starting = ServiceProcess.StartAsync("AgentLab.LabService", "/health", labEnvironment, [], ct);
         // The first Garnet on a fresh machine restores the tool (RedisServer allows it minutes).
         Redis = await RedisServer.StartAsync(RedisKind.Garnet, ct).WaitAsync(TimeSpan.FromMinutes(4), ct);
         Lab = await starting.WaitAsync(TimeSpan.FromSeconds(60), ct);
@@ -57,6 +60,8 @@ public sealed class ReplicaLab : IAsyncLifetime
             ["services__labservice__http__0"] = Lab.BaseAddress.ToString().TrimEnd('/'),
             ["Retention__Enabled"] = "false",
         });
+        foreach (var (key, value) in TestTokens.Environment)
+            environment[key] = value;
         var a = ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", environment, [], ct);
         var b = ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", environment, [], ct);
         try
@@ -101,9 +106,9 @@ public sealed class Replicas(TestDatabase database, ServiceProcess a, ServicePro
 
     public ServiceProcess ProcessB => b;
 
-    public HttpClient A { get; } = new() { BaseAddress = a.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+    public HttpClient A { get; } = new HttpClient { BaseAddress = a.BaseAddress, Timeout = TimeSpan.FromSeconds(30) }.As();
 
-    public HttpClient B { get; } = new() { BaseAddress = b.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+    public HttpClient B { get; } = new HttpClient { BaseAddress = b.BaseAddress, Timeout = TimeSpan.FromSeconds(30) }.As();
 
     /// <summary>Both processes' last output lines, for a failure message.</summary>
     public string RecentOutput => $"--- Backend A ---{Environment.NewLine}{a.RecentOutput}{Environment.NewLine}--- Backend B ---{Environment.NewLine}{b.RecentOutput}";
@@ -151,7 +156,7 @@ public sealed record ReceivedEvent(string Json, long Seq, string Type, string? N
 /// <summary>A WebSocket stream client that keeps every text frame until the server closes.</summary>
 public sealed class EventSocket : IAsyncDisposable
 {
-    private readonly ClientWebSocket socket = new();
+    private readonly ClientWebSocket socket = TestTokens.Socket();
     private readonly List<ReceivedEvent> received = [];
     private readonly TaskCompletionSource<ReceivedEvent> firstToken = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource firstFrame = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -28,7 +28,7 @@ public sealed class WholeLabTests(WholeLabFixture lab) : IClassFixture<WholeLabF
     [Fact]
     public async Task Execute_ThroughTheWholeLab_ReturnsCompletedResultFromTheSimulator()
     {
-        using var backend = lab.Host.CreateHttpClient("backend");
+        using var backend = lab.Host.CreateBackendClient();
 
         using var response = await ExecuteAsync(backend);
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
@@ -44,7 +44,7 @@ public sealed class WholeLabTests(WholeLabFixture lab) : IClassFixture<WholeLabF
     [Fact]
     public async Task LabServiceKilled_SeenInDetailedHealth_ThenRestartedAndServingAgain()
     {
-        using var backend = lab.Host.CreateHttpClient("backend");
+        using var backend = lab.Host.CreateBackendClient();
         var labservice = lab.Host.App.GetResource("labservice");
         var restartsBefore = labservice.RestartCount;
 

@@ -139,7 +139,7 @@ public sealed class StreamRedisTests : StreamsTestBase
     private static bool Connected(BackendFactory factory) => factory.Services.GetRequiredService<RedisConnection>().IsConnected;
 
     private static Task<WebSocket> ConnectAsync(BackendFactory factory, Guid id) =>
-        factory.Server.CreateWebSocketClient().ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(id)), Ct).WaitAsync(Bound, Ct);
+        Support.TestTokens.WebSockets(factory.Server).ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(id)), Ct).WaitAsync(Bound, Ct);
 
     private static RedisConnection Connect(string connectionString) =>
         new(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:redis"] = connectionString }).Build(),

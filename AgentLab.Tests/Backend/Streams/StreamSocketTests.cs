@@ -16,7 +16,7 @@ public sealed class StreamSocketTests : StreamsTestBase
     {
         var (factory, address) = KestrelReplica();
         await using var _ = factory;
-        using var socket = new ClientWebSocket();
+        using var socket = Support.TestTokens.Socket();
         socket.Options.CollectHttpResponseDetails = true;
 
         await Assert.ThrowsAsync<WebSocketException>(() =>
@@ -33,12 +33,12 @@ public sealed class StreamSocketTests : StreamsTestBase
         await using var _ = factory;
         await using var producer = await ProducerAsync(Publisher(factory));
         var uri = KestrelBackend.WebSocketUri(address, StreamClient.WebSocketPath(producer.ExecutionId));
-        using var foreign = new ClientWebSocket();
+        using var foreign = Support.TestTokens.Socket();
         foreign.Options.CollectHttpResponseDetails = true;
         foreign.Options.SetRequestHeader("Origin", "http://evil.example");
-        using var allowed = new ClientWebSocket();
+        using var allowed = Support.TestTokens.Socket();
         allowed.Options.SetRequestHeader("Origin", "http://app.example:3000");
-        using var noOrigin = new ClientWebSocket();
+        using var noOrigin = Support.TestTokens.Socket();
 
         await Assert.ThrowsAsync<WebSocketException>(() => foreign.ConnectAsync(uri, Ct).WaitAsync(Bound, Ct));
         await allowed.ConnectAsync(uri, Ct).WaitAsync(Bound, Ct);
@@ -56,7 +56,7 @@ public sealed class StreamSocketTests : StreamsTestBase
         await using var _ = factory;
         await using var producer = await ProducerAsync(Publisher(factory));
         await producer.WriteAsync(2, Ct);
-        using var socket = new ClientWebSocket();
+        using var socket = Support.TestTokens.Socket();
         await socket.ConnectAsync(KestrelBackend.WebSocketUri(address, StreamClient.WebSocketPath(producer.ExecutionId)), Ct).WaitAsync(Bound, Ct);
         for (var i = 0; i < 2; i++)
             await StreamClient.ReceiveAsync(socket, Ct);
@@ -87,7 +87,7 @@ public sealed class StreamSocketTests : StreamsTestBase
         await using var producer = await ProducerAsync(Publisher(factory));
         // A small receive window, so the server's socket fills after a few hundred kilobytes, not megabytes.
         using var handler = new SocketsHttpHandler { ConnectCallback = ConnectWithSmallBufferAsync };
-        using var socket = new ClientWebSocket();
+        using var socket = Support.TestTokens.Socket();
         await socket.ConnectAsync(KestrelBackend.WebSocketUri(address, StreamClient.WebSocketPath(producer.ExecutionId)), new HttpMessageInvoker(handler), Ct)
             .WaitAsync(Bound, Ct);
         await EventuallyAsync(() => Hub(factory).SubscriberCount(producer.ExecutionId) == 1, "the stream subscribed");
@@ -185,10 +185,10 @@ public sealed class StreamSocketTests : StreamsTestBase
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
         await socket.ConnectAsync(address.Host, address.Port, Ct).AsTask().WaitAsync(Bound, Ct);
-        var request = $"{requestLine}\r\nHost: {address.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        var request = $"{requestLine}\r\nHost: {address.Authority}\r\nAuthorization: {Support.TestTokens.Header()}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         if (!requestLine.Contains("/ws/"))
-            request = $"{requestLine}\r\nHost: {address.Authority}\r\nAccept: text/event-stream\r\n\r\n";
+            request = $"{requestLine}\r\nHost: {address.Authority}\r\nAuthorization: {Support.TestTokens.Header()}\r\nAccept: text/event-stream\r\n\r\n";
         await socket.SendAsync(Encoding.ASCII.GetBytes(request), Ct).AsTask().WaitAsync(Bound, Ct);
         var buffer = new byte[1024];
         var head = new StringBuilder();

@@ -262,7 +262,7 @@ public sealed class StreamsApiTests : StreamsTestBase
             for (var cut = 0; ; cut++)
             {
                 var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                using var socket = await factory.Server.CreateWebSocketClient()
+                using var socket = await Support.TestTokens.WebSockets(factory.Server)
                     .ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(producer.ExecutionId, last)), Ct).WaitAsync(Bound, Ct);
                 Interlocked.Add(ref connectTicks, System.Diagnostics.Stopwatch.GetTimestamp() - started);
                 var take = cut < cutsEach ? random.Next(0, 20) : int.MaxValue;
@@ -305,6 +305,6 @@ public sealed class StreamsApiTests : StreamsTestBase
     }
 
     private static Task<WebSocket> ConnectAsync(BackendFactory factory, Guid id, long? after = null) =>
-        factory.Server.CreateWebSocketClient().ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(id, after)), Ct)
+        Support.TestTokens.WebSockets(factory.Server).ConnectAsync(new Uri(factory.Server.BaseAddress, StreamClient.WebSocketPath(id, after)), Ct)
             .WaitAsync(Bound, Ct);
 }

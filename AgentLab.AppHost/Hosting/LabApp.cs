@@ -75,9 +75,13 @@ public sealed class LabApp : IAsyncDisposable
     private IReadOnlyList<LabResource> _order = [];
     private bool _stopped;
 
-    internal LabApp(IReadOnlyList<LabResource> resources, AppHostOptions options, TextWriter output, ResourceContextFactory contexts)
+    private readonly IReadOnlyList<string> _readyNotes;
+
+    internal LabApp(IReadOnlyList<LabResource> resources, AppHostOptions options, TextWriter output, ResourceContextFactory contexts,
+        IReadOnlyList<string>? readyNotes = null)
     {
         _resources = resources;
+        _readyNotes = readyNotes ?? [];
         _options = options;
         _output = output;
         _runtime = new LabRuntime(options, output, contexts);
@@ -115,6 +119,8 @@ public sealed class LabApp : IAsyncDisposable
             throw;
         }
         _output.Write(StatusTable.Render(_order));
+        foreach (var note in _readyNotes)
+            _output.WriteLine(note);
     }
 
     private async Task WhenAllReadyAsync(CancellationToken ct)

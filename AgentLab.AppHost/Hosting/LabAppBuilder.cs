@@ -101,8 +101,11 @@ public sealed class LabAppBuilder
         return new ResourceBuilder<T>(resource, this);
     }
 
+    /// <summary>Lines printed once every resource is up (where to start: a token, a URL), after the status table.</summary>
+    public List<string> ReadyNotes { get; } = [];
+
     public LabApp Build() => new(_resources, Options, Output,
-        new ResourceContextFactory(RepositoryRoot, BuildConfiguration));
+        new ResourceContextFactory(RepositoryRoot, BuildConfiguration), ReadyNotes);
 
     private static string FindRepositoryRoot()
     {

@@ -42,9 +42,10 @@ public static class LabGraph
             .WithEnvironment("Auth__SigningKey", credentials.EncodedSigningKey)
             .WithEnvironment("LabService__ServiceKey", credentials.ServiceKey);
 
-        builder.Output.WriteLine($"Backend tokens are signed with the key in {credentials.SigningKeySource}. A token for '{LabCredentials.DeveloperSubject}' " +
-            $"(valid {LabCredentials.DeveloperTokenLifetime.TotalHours:0} h; mint more with `dotnet run --project AgentLab.Backend -- token --sub <you>`):");
-        builder.Output.WriteLine($"  Authorization: Bearer {credentials.Mint(LabCredentials.DeveloperSubject)}");
+        builder.ReadyNotes.Add($"Backend API tokens are signed with the key in {credentials.SigningKeySource}. A token for " +
+            $"'{LabCredentials.DeveloperSubject}', valid {LabCredentials.DeveloperTokenLifetime.TotalHours:0} h " +
+            "(mint more with `dotnet run --project AgentLab.Backend -- token --sub <you>`):");
+        builder.ReadyNotes.Add($"  Authorization: Bearer {credentials.Mint(LabCredentials.DeveloperSubject)}");
         return credentials;
     }
 

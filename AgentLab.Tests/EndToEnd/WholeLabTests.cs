@@ -42,6 +42,27 @@ public sealed class WholeLabTests(WholeLabFixture lab) : IClassFixture<WholeLabF
     }
 
     [Fact]
+    public async Task Security_PrintedTokenWorks_AnonymousAndDirectLabServiceCallsAreRefused()
+    {
+        var printed = System.Text.RegularExpressions.Regex.Match(lab.Host.Output.ToString(), @"Authorization: Bearer (\S+)");
+        using var withPrinted = lab.Host.CreateHttpClient("backend");
+        withPrinted.DefaultRequestHeaders.Authorization = new("Bearer", printed.Groups[1].Value);
+        using var anonymous = lab.Host.CreateHttpClient("backend");
+        using var direct = lab.Host.CreateHttpClient("labservice");
+
+        using var history = await withPrinted.GetAsync("/api/v1/history", Ct).WaitAsync(Bound, Ct);
+        using var refused = await anonymous.GetAsync("/api/v1/history", Ct).WaitAsync(Bound, Ct);
+        using var around = await direct.GetAsync("/models/", Ct).WaitAsync(Bound, Ct);
+        using var models = await withPrinted.GetAsync("/api/v1/models", Ct).WaitAsync(Bound, Ct);
+
+        Assert.True(printed.Success, "the AppHost printed a token");
+        Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, around.StatusCode);   // nobody goes around the Backend
+        Assert.Equal(HttpStatusCode.OK, models.StatusCode);             // the Backend itself holds the service key
+    }
+
+    [Fact]
     public async Task LabServiceKilled_SeenInDetailedHealth_ThenRestartedAndServingAgain()
     {
         using var backend = lab.Host.CreateBackendClient();

@@ -71,7 +71,7 @@ public static class BackendExtensions
                 .AllowAnyMethod()
                 .WithExposedHeaders("Location", "Retry-After")));
 
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddBearerSecurity());
         return builder;
     }
 

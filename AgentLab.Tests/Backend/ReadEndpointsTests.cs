@@ -216,6 +216,25 @@ public sealed class ReadEndpointsTests : BackendTestBase
     }
 
     [Fact]
+    public async Task OpenApi_Document_AnonymousAndSaysWhichOperationsNeedABearerToken()
+    {
+        Backend(null, out var factory);
+        using var anonymous = factory.CreateAnonymousClient();
+
+        var response = await anonymous.GetAsync("/openapi/v1.json", Ct).WaitAsync(Bound, Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var document = await JsonAsync(response);
+        var scheme = document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer");
+        Assert.Equal("bearer", scheme.GetProperty("scheme").GetString());
+        var paths = document.GetProperty("paths");
+        var history = paths.GetProperty("/api/v1/history").GetProperty("get");
+        Assert.True(history.GetProperty("security")[0].TryGetProperty("Bearer", out _));
+        Assert.True(history.GetProperty("responses").TryGetProperty("401", out _));
+        Assert.False(paths.GetProperty("/api/v1/health").GetProperty("get").TryGetProperty("security", out _));
+    }
+
+    [Fact]
     public async Task SwaggerUi_Served()
     {
         var client = Backend();

@@ -70,6 +70,11 @@ public sealed class HistoryQuery(AgentLabDb db)
         if (filter.After is { } after)
         {
             var (at, id) = (after.CreatedAt, after.Id);
+            // Implied by the row comparison, but the planner prices an owner-leading index by its plain range conditions:
+            // without this bound it takes a deep page as reading the owner's whole range, and for a busy owner may
+            // prefer walking executions_created_idx, filtering every owner's rows.
+            if (filter.Owner is not null)
+                query = query.Where(e => e.CreatedAt <= at);
             // (created_at, id) < (@at, @id): a row comparison PostgreSQL uses as one index condition.
             query = query.Where(e => EF.Functions.LessThan(ValueTuple.Create(e.CreatedAt, e.Id), ValueTuple.Create(at, id)));
         }

@@ -30,11 +30,14 @@ public sealed class HistoryQueryPlanTests
     [MemberData(nameof(Filters))]
     public Task HistoryQuery_EachFilterFirstAndDeepPage_IndexScansOnly(string filters) => AssertIndexScansOnlyAsync(Parse(filters));
 
-    /// <summary>A user's own history (what every non-admin reads): the owner-leading copies of the indexes serve it.</summary>
+    /// <summary>
+    /// A user's own history (what every non-admin reads): the owner-leading copies of the indexes serve it, never a
+    /// walk through every owner's rows of the time index filtering for this one's.
+    /// </summary>
     [Theory]
     [MemberData(nameof(Filters))]
     public Task HistoryQuery_OneOwnerEachFilterFirstAndDeepPage_IndexScansOnly(string filters) =>
-        AssertIndexScansOnlyAsync(Parse(filters) with { Owner = "user-3" }, ownerIndexes: true);
+        AssertIndexScansOnlyAsync(Parse(filters) with { Owner = "user-4" }, ownerIndexes: true);
 
     private static async Task AssertIndexScansOnlyAsync(HistoryFilter filter, bool ownerIndexes = false)
     {
@@ -61,7 +64,7 @@ public sealed class HistoryQueryPlanTests
         Assert.Contains("(e.created_at, e.id) < (", capture.Commands[1].Sql, StringComparison.Ordinal);
         Assert.NotEmpty(first.Items);
         Assert.All(first.Items, item => Assert.Equal(filter.Owner ?? item.Owner, item.Owner));
-        Assert.Empty(problems);
+        Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
     }
 
     private static HistoryFilter Parse(string query)
@@ -81,10 +84,10 @@ public sealed class HistoryQueryPlanTests
             .Options);
 
     // 20,000 executions over November 2026 with the benchmark's mix, enough for PostgreSQL's statistics to matter,
-    // spread over 7 owners (so each one has rows of every status).
+    // spread over 101 owners: each holds ~1 % of the rows, as one user among many does, with every status and filter value.
     private const string Seed = """
         INSERT INTO executions (id, owner, execution_type, mode, model, status, request, request_hash, created_at, duration_ms, lease_expires_at)
-        SELECT gen_random_uuid(), 'user-' || (i % 7), CASE WHEN i % 3 = 0 THEN 'orchestrator' ELSE 'simple' END, 'sync',
+        SELECT gen_random_uuid(), 'user-' || (i % 101), CASE WHEN i % 3 = 0 THEN 'orchestrator' ELSE 'simple' END, 'sync',
                (ARRAY['mistral:7b', 'llama3.1:8b', 'qwen2.5:7b'])[1 + (i / 7) % 3], s.status, '{}', 'x',
                timestamptz '2026-11-01' + i * interval '2 minutes', 1000,
                CASE WHEN s.status IN ('queued', 'running') THEN now() END

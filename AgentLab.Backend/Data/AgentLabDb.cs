@@ -27,7 +27,8 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
             e.Property(x => x.Id).ValueGeneratedNever();
             e.Property(x => x.Request).HasColumnType("jsonb");
             e.Property(x => x.Flow).HasColumnType("jsonb");
-            e.HasIndex(x => x.IdempotencyKey).IsUnique().HasFilter("idempotency_key IS NOT NULL").HasDatabaseName("executions_idempotency_key_key");
+            // An idempotency key is unique per owner (migration Ownership).
+            e.HasIndex(x => new { x.Owner, x.IdempotencyKey }).IsUnique().HasFilter("idempotency_key IS NOT NULL").HasDatabaseName("executions_owner_idempotency_key_key");
         });
 
         modelBuilder.Entity<NodeStateRecord>(e =>
@@ -60,7 +61,7 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
         modelBuilder.Entity<AgentLab.Backend.Graphs.GraphRecord>(e =>
         {
             e.ToTable("graphs");
-            e.HasKey(x => x.Name);
+            e.HasKey(x => new { x.Owner, x.Name });
             e.Property(x => x.Definition).HasColumnType("jsonb");
         });
 

@@ -44,7 +44,7 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEv
                 var existing = unique.ConstraintName == "executions_pkey"
                     ? await FindAsync(record.Id, token).ConfigureAwait(false)
                     : await db.Executions.AsNoTracking()
-                        .FirstOrDefaultAsync(e => e.IdempotencyKey == record.IdempotencyKey, token).ConfigureAwait(false);
+                        .FirstOrDefaultAsync(e => e.Owner == record.Owner && e.IdempotencyKey == record.IdempotencyKey, token).ConfigureAwait(false);
                 if (existing is null)
                     throw;
                 return new Created(existing, existing.Id == record.Id);

@@ -210,16 +210,21 @@ public sealed class ExecutionEventHub : BackgroundService
         }
     }
 
-    /// <summary>The execution's status (null when there is none), read under the same limit as the event reads.</summary>
-    internal async Task<string?> ReadStatusAsync(Guid executionId, CancellationToken ct)
+    /// <summary>
+    /// The execution's status (null when there is none, or when <paramref name="owner"/> is given and owns it not),
+    /// read under the same limit as the event reads: one query on the stream's connect path.
+    /// </summary>
+    internal async Task<string?> ReadStatusAsync(Guid executionId, CancellationToken ct, string? owner = null)
     {
         await reads.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AgentLabDb>();
-            return await db.Executions.AsNoTracking().Where(e => e.Id == executionId).Select(e => e.Status)
-                .FirstOrDefaultAsync(ct).ConfigureAwait(false);
+            var execution = db.Executions.AsNoTracking().Where(e => e.Id == executionId);
+            if (owner is not null)
+                execution = execution.Where(e => e.Owner == owner);
+            return await execution.Select(e => e.Status).FirstOrDefaultAsync(ct).ConfigureAwait(false);
         }
         finally
         {

@@ -79,11 +79,13 @@ public static class ExecutionsApi
         if (badKey is not null)
             return badKey;
 
-        // A custom graph implies the orchestrator, and must be registered before anything is recorded.
+        var caller = request.HttpContext.Caller();
+        // A custom graph implies the orchestrator, and must be registered (among the caller's own graphs) before
+        // anything is recorded.
         if (body!.Graph is { } graphName)
         {
             body.ExecutionType = ExecutionKinds.Orchestrator;
-            if (await graphs.FindAsync(graphName, ct) is null)
+            if (await graphs.FindAsync(caller.Subject, graphName, ct) is null)
             {
                 return Problems.Create(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
                     $"No graph named '{graphName}' is registered. Register it with POST /api/v1/graphs; GET /api/v1/graphs lists them.");
@@ -96,7 +98,7 @@ public static class ExecutionsApi
         await databaseHealth.WaitForMigrationStepAsync(DatabaseStartupWait, ct);
         databaseHealth.ThrowIfUnavailable();
 
-        var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key, request.HttpContext.Caller().Subject);
+        var record = runner.NewRecord(body, isAsync ? ExecutionKinds.Async : ExecutionKinds.Sync, key, caller.Subject);
         // The slot is taken before anything is written, so a full queue refuses without leaving a row behind.
         var reserved = isAsync && queue.TryReserve();
         if (isAsync && !reserved)
@@ -159,10 +161,11 @@ public static class ExecutionsApi
         return await AnswerAsync(store, run.Record!, ct);
     }
 
-    /// <summary>One execution with its flow, metrics and status.</summary>
-    public static async Task<IResult> GetAsync(string id, ExecutionStore store, CancellationToken ct)
+    /// <summary>One execution with its flow, metrics and status; another subject's is not found (404, not 403).</summary>
+    public static async Task<IResult> GetAsync(string id, HttpContext context, ExecutionStore store, CancellationToken ct)
     {
-        if (!Guid.TryParse(id, out var executionId) || await store.FindAsync(executionId, ct) is not { } record)
+        if (!Guid.TryParse(id, out var executionId) || await store.FindAsync(executionId, ct) is not { } record
+            || !context.Caller().CanSee(record.Owner))
             return NotFound(id);
         var nodes = await store.NodesAsync(executionId, ct);
         return TypedResults.Json(ExecutionResults.From(record, nodes), BackendJsonContext.Wire.ExecutionResult);
@@ -176,9 +179,13 @@ public static class ExecutionsApi
     /// event (the last one), then the run is stopped where it runs (here directly, elsewhere through Redis, or by the
     /// lease heartbeat when Redis is away). A queued execution never starts.
     /// </summary>
-    public static async Task<IResult> CancelAsync(string id, ExecutionStore store, CancelSignals signals, CancellationToken ct)
+    public static async Task<IResult> CancelAsync(string id, HttpContext context, ExecutionStore store, CancelSignals signals, CancellationToken ct)
     {
         if (!Guid.TryParse(id, out var executionId))
+            return NotFound(id);
+        // Another subject's execution is not found, and nothing is done to it: checked before the cancel (the owner
+        // never changes), so neither the cancel nor a 409 can tell it exists or how it stands.
+        if (await store.FindAsync(executionId, ct) is not { } owned || !context.Caller().CanSee(owned.Owner))
             return NotFound(id);
         if (await store.CancelAsync(executionId, CancelReason, ct))
         {

@@ -50,7 +50,7 @@ public sealed class OrchestratorRunner(
             var replaying = previous.Count > 0;
             try
             {
-                graph ??= await LoadGraphAsync(request, run.Token).ConfigureAwait(false);
+                graph ??= await LoadGraphAsync(record.Owner, request, run.Token).ConfigureAwait(false);
                 await foreach (var e in lab.OrchestrateAsync(ToLabRequest(request, previous, graph), TimeoutFor(request), run.Token).ConfigureAwait(false))
                 {
                     events++;
@@ -307,14 +307,15 @@ public sealed class OrchestratorRunner(
     }
 
     /// <summary>
-    /// A custom graph as it is registered now (its existence was checked at submit; a replaced graph applies to a run
+    /// A custom graph as its owner has it registered now (its existence was checked at submit; a replaced graph applies to a run
     /// resumed later). A graph deleted meanwhile fails the run with <c>graph_not_found</c>.
     /// </summary>
-    private async Task<JsonElement?> LoadGraphAsync(ExecutionRequest request, CancellationToken ct)
+    private async Task<JsonElement?> LoadGraphAsync(string owner, ExecutionRequest request, CancellationToken ct)
     {
         if (request.Graph is not { } name)
             return null;
-        var registered = await graphs.FindAsync(name, ct).ConfigureAwait(false)
+        // Among the graphs of the execution's owner, as at submit: never another subject's graph of the same name.
+        var registered = await graphs.FindAsync(owner, name, ct).ConfigureAwait(false)
             ?? throw new LabServiceProblemException(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
                 $"The graph '{name}' was deleted after this execution was submitted; register it again with POST /api/v1/graphs.",
                 new Dictionary<string, JsonElement>(), null);

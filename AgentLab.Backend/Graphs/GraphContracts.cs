@@ -5,6 +5,8 @@ namespace AgentLab.Backend.Graphs;
 /// <summary>One entry of <c>GET /api/v1/graphs</c>.</summary>
 public sealed class GraphSummary
 {
+    /// <summary>The subject that registered it (an admin's list holds every owner's graphs).</summary>
+    public required string Owner { get; set; }
     public required string Name { get; set; }
     public string? Description { get; set; }
     public int Nodes { get; set; }
@@ -22,6 +24,7 @@ public sealed class GraphList
 /// <summary>A registered graph with its definition (<c>GET /api/v1/graphs/{name}</c>, and the answer to a registration).</summary>
 public sealed class GraphDetail
 {
+    public required string Owner { get; set; }
     public required string Name { get; set; }
     public string? Description { get; set; }
     public int Nodes { get; set; }
@@ -36,6 +39,7 @@ public sealed class GraphDetail
         var root = document.RootElement;
         return new GraphDetail
         {
+            Owner = record.Owner,
             Name = record.Name,
             Description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null,
             Nodes = root.TryGetProperty("nodes", out var n) && n.ValueKind == JsonValueKind.Array ? n.GetArrayLength() : 0,

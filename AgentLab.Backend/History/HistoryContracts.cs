@@ -16,6 +16,9 @@ public sealed class HistoryPage
 public sealed class ExecutionSummary
 {
     public required Guid ExecutionId { get; init; }
+
+    /// <summary>The token subject that submitted it (empty for executions older than authentication).</summary>
+    public required string Owner { get; init; }
     public required string Status { get; init; }
     public required string ExecutionType { get; init; }
     public string? Model { get; init; }

@@ -24,6 +24,9 @@ public sealed record HistoryFilter
     /// <summary>Rows strictly older than this position, in <c>(created_at DESC, id DESC)</c> order.</summary>
     public HistoryCursor? After { get; init; }
 
+    /// <summary>Only this owner's executions (a non-admin's own subject); null for every owner's (an admin's view).</summary>
+    public string? Owner { get; init; }
+
     /// <summary>
     /// Reads the query parameters: the filter, or the problem to answer with (400 <c>validation_failed</c> naming each
     /// bad field, or 400 <c>invalid_cursor</c>).

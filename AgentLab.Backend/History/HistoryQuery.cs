@@ -10,7 +10,7 @@ namespace AgentLab.Backend.History;
 /// and a page deep in the history costs what the first one does.
 /// </summary>
 /// <remarks>
-/// Each filter path is an index range scan that stops after <c>limit + 1</c> rows, on InitialSchema's indexes
+/// Each filter path is an index range scan (with an owner, on migration Ownership's owner-leading copies of them) that stops after <c>limit + 1</c> rows, on InitialSchema's indexes
 /// <c>(created_at DESC, id DESC)</c> or <c>(status | execution_type | model, created_at DESC, id DESC)</c>; the
 /// <c>(created_at, id) &lt; (…)</c> row comparison is an index condition. Several statuses are read as one such scan per
 /// status, merged (UNION ALL, then the top <c>limit + 1</c>): a single <c>status IN (…)</c> scan cannot return rows
@@ -22,7 +22,7 @@ public sealed class HistoryQuery(AgentLabDb db)
     public async Task<HistoryPage> ReadAsync(HistoryFilter filter, CancellationToken ct)
     {
         var rows = await Build(filter)
-            .Select(e => new Row(e.Id, e.Status, e.ExecutionType, e.Model, e.ModelServer, e.CreatedAt, e.StartedAt, e.CompletedAt,
+            .Select(e => new Row(e.Id, e.Owner, e.Status, e.ExecutionType, e.Model, e.ModelServer, e.CreatedAt, e.StartedAt, e.CompletedAt,
                 e.DurationMs, e.TimeToFirstTokenMs, e.PromptTokens, e.CompletionTokens, e.TokensPerSecond, e.Attempt,
                 e.ErrorCode, e.ErrorMessage))
             .ToListAsync(ct).ConfigureAwait(false);
@@ -54,6 +54,9 @@ public sealed class HistoryQuery(AgentLabDb db)
     private IQueryable<ExecutionRecord> Filtered(HistoryFilter filter, string? status)
     {
         var query = db.Executions.AsNoTracking();
+        // The owner leads the Ownership migration's copies of those four indexes, so a user's page is the same range scan.
+        if (filter.Owner is { } owner)
+            query = query.Where(e => e.Owner == owner);
         if (status is not null)
             query = query.Where(e => e.Status == status);
         if (filter.ExecutionType is { } type)
@@ -67,6 +70,11 @@ public sealed class HistoryQuery(AgentLabDb db)
         if (filter.After is { } after)
         {
             var (at, id) = (after.CreatedAt, after.Id);
+            // Implied by the row comparison, but the planner prices an owner-leading index by its plain range conditions:
+            // without this bound it takes a deep page as reading the owner's whole range, and for a busy owner may
+            // prefer walking executions_created_idx, filtering every owner's rows.
+            if (filter.Owner is not null)
+                query = query.Where(e => e.CreatedAt <= at);
             // (created_at, id) < (@at, @id): a row comparison PostgreSQL uses as one index condition.
             query = query.Where(e => EF.Functions.LessThan(ValueTuple.Create(e.CreatedAt, e.Id), ValueTuple.Create(at, id)));
         }
@@ -79,6 +87,7 @@ public sealed class HistoryQuery(AgentLabDb db)
     private static ExecutionSummary ToSummary(Row row) => new()
     {
         ExecutionId = row.Id,
+        Owner = row.Owner,
         Status = row.Status,
         ExecutionType = row.ExecutionType,
         Model = row.Model,
@@ -99,7 +108,7 @@ public sealed class HistoryQuery(AgentLabDb db)
     };
 
     // Only the summary's columns: the prompt (request), output and flow can be large and are never listed.
-    private sealed record Row(Guid Id, string Status, string ExecutionType, string? Model, string? ModelServer,
+    private sealed record Row(Guid Id, string Owner, string Status, string ExecutionType, string? Model, string? ModelServer,
         DateTimeOffset CreatedAt, DateTimeOffset? StartedAt, DateTimeOffset? CompletedAt, double? DurationMs,
         double? TimeToFirstTokenMs, int? PromptTokens, int? CompletionTokens, double? TokensPerSecond, int Attempt,
         string? ErrorCode, string? ErrorMessage);

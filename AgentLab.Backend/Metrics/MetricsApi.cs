@@ -21,7 +21,8 @@ public static class MetricsApi
                 "timed_out), cancelled, error_rate (failed / finished), p50/p95/p99 of duration_ms and time_to_first_token_ms " +
                 "(percentile_cont over values estimated from log-spaced histograms: exact for sparse values, never off by more than one " +
                 "9 % bin), prompt " +
-                "and completion token sums, and tokens_per_second (completion tokens / generation time of completed executions).")
+                "and completion token sums, and tokens_per_second (completion tokens / generation time of completed executions). " +
+                "Over the caller's own executions; a caller with the admin role gets every owner's, or one subject's with owner.")
             .Produces<MetricsReport>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest);
 
@@ -30,15 +31,19 @@ public static class MetricsApi
 
     public static async Task<Results<JsonHttpResult<MetricsReport>, ProblemHttpResult>> GetMetricsAsync(
         [FromQuery] string? from, [FromQuery] string? to,
-        MetricsQuery query, TimeProvider time, IOptions<HistoryOptions> options, ILogger<MetricsQuery> logger, CancellationToken ct)
+        HttpContext context, MetricsQuery query, TimeProvider time, IOptions<HistoryOptions> options, ILogger<MetricsQuery> logger, CancellationToken ct)
     {
         var parameters = new QueryParameters();
         var window = parameters.Window(from, to);
         if (parameters.Problem() is { } problem)
             return problem;
+        // Figures over the caller's own executions; an admin's over everyone's (or one owner's).
+        var (owner, badOwner) = HistoryApi.ReadOwner(context);
+        if (badOwner is not null)
+            return badOwner;
 
         var started = Stopwatch.GetTimestamp();
-        var report = await query.ReadAsync(window.From, window.To, time.GetUtcNow(), ct);
+        var report = await query.ReadAsync(owner, window.From, window.To, time.GetUtcNow(), ct);
         var elapsed = Stopwatch.GetElapsedTime(started);
         if (elapsed.TotalMilliseconds > options.Value.SlowQueryMilliseconds)
             logger.MetricsSlow(elapsed.TotalMilliseconds, window.From, window.To);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Events;
+using AgentLab.Backend.Security;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -75,7 +76,8 @@ public static class StreamsApi
         }
         if (open.IsFull)
             return TooMany(context, open, logger);
-        var status = await hub.ReadStatusAsync(executionId, ct);
+        // Another subject's execution is answered exactly as a missing one, before any event is sent.
+        var status = await hub.ReadStatusAsync(executionId, ct, context.Caller().OwnerFilter);
         if (status is null)
             return NotFound(id);
         return new WebSocketEventStream(executionId, after, ExecutionStatus.IsTerminal(status));
@@ -96,7 +98,8 @@ public static class StreamsApi
             return invalid;
         if (open.IsFull)
             return TooMany(context, open, loggers.CreateLogger(typeof(StreamsApi)));
-        var status = await hub.ReadStatusAsync(executionId, ct);
+        // Another subject's execution is answered exactly as a missing one, before any event is sent.
+        var status = await hub.ReadStatusAsync(executionId, ct, context.Caller().OwnerFilter);
         if (status is null)
             return NotFound(id);
         var finished = ExecutionStatus.IsTerminal(status);

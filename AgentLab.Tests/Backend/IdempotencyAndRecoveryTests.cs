@@ -169,6 +169,8 @@ public sealed class IdempotencyAndRecoveryTests : BackendTestBase
     private static ExecutionRecord Abandoned(string status, int attempt) => new()
     {
         Id = Guid.CreateVersion7(),
+        // Read back through the API by the default test client: it must be that subject's.
+        Owner = Support.TestTokens.DefaultSubject,
         ExecutionType = "simple",
         Mode = "async",
         Model = "mistral7b",

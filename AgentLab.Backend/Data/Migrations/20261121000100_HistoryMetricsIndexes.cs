@@ -35,10 +35,6 @@ public sealed class HistoryMetricsIndexes : Migration
 
     protected override void Up(MigrationBuilder migrationBuilder)
     {
-        var changedByUpdate =
-            $"SELECT n.*, 1 AS sign FROM new_rows n JOIN old_rows o USING (id) WHERE ({Prefixed("o")}) IS DISTINCT FROM ({Prefixed("n")}) " +
-            $"UNION ALL SELECT o.*, -1 FROM old_rows o JOIN new_rows n USING (id) WHERE ({Prefixed("o")}) IS DISTINCT FROM ({Prefixed("n")})";
-
         migrationBuilder.Sql($$"""
             CREATE TABLE execution_stats_daily (
                 day                timestamptz NOT NULL,
@@ -83,44 +79,7 @@ public sealed class HistoryMetricsIndexes : Migration
                 LANGUAGE sql IMMUTABLE PARALLEL SAFE
                 AS $$ SELECT floor(8 * ln(least(greatest(value, 0.001), 1e12)) / ln(2))::smallint $$;
 
-            -- Statement-level triggers with transition tables: a COPY of a million rows or a retention batch is one
-            -- set-based upsert, not one per row. Most writes touch no finished row (a submit, a start, a lease
-            -- renewal) and leave before the upsert.
-            CREATE FUNCTION execution_stats_on_insert() RETURNS trigger
-                LANGUAGE plpgsql
-                AS $$
-                BEGIN
-                    IF EXISTS (SELECT FROM new_rows WHERE status IN {{Terminal}}) THEN
-                        {{Upsert("SELECT n.*, 1 AS sign FROM new_rows n")}}
-                    END IF;
-                    RETURN NULL;
-                END
-                $$;
-
-            CREATE FUNCTION execution_stats_on_update() RETURNS trigger
-                LANGUAGE plpgsql
-                AS $$
-                BEGIN
-                    IF EXISTS (SELECT FROM new_rows WHERE status IN {{Terminal}})
-                       OR EXISTS (SELECT FROM old_rows WHERE status IN {{Terminal}}) THEN
-                        {{Upsert(changedByUpdate)}}
-                        {{RemoveEmpty}}
-                    END IF;
-                    RETURN NULL;
-                END
-                $$;
-
-            CREATE FUNCTION execution_stats_on_delete() RETURNS trigger
-                LANGUAGE plpgsql
-                AS $$
-                BEGIN
-                    IF EXISTS (SELECT FROM old_rows WHERE status IN {{Terminal}}) THEN
-                        {{Upsert("SELECT o.*, -1 AS sign FROM old_rows o")}}
-                        {{RemoveEmpty}}
-                    END IF;
-                    RETURN NULL;
-                END
-                $$;
+            {{Functions(byOwner: false)}}
 
             CREATE FUNCTION execution_stats_on_truncate() RETURNS trigger
                 LANGUAGE plpgsql
@@ -139,18 +98,6 @@ public sealed class HistoryMetricsIndexes : Migration
                 REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION execution_stats_on_delete();
             CREATE TRIGGER executions_stats_truncate AFTER TRUNCATE ON executions
                 FOR EACH STATEMENT EXECUTE FUNCTION execution_stats_on_truncate();
-
-            -- Recomputes the rollup from the executions table; writers wait meanwhile, readers do not.
-            -- Used below for the rows that exist already, and by hand should the rollup ever be in doubt.
-            CREATE FUNCTION execution_stats_rebuild() RETURNS void
-                LANGUAGE plpgsql
-                AS $$
-                BEGIN
-                    LOCK TABLE executions IN SHARE MODE;
-                    TRUNCATE execution_stats_daily, execution_stats_daily_bins;
-                    {{Upsert("SELECT e.*, 1 AS sign FROM executions e")}}
-                END
-                $$;
 
             SELECT execution_stats_rebuild();
             """);
@@ -176,13 +123,83 @@ public sealed class HistoryMetricsIndexes : Migration
     }
 
     /// <summary>
+    /// The trigger functions that keep the rollup current, and <c>execution_stats_rebuild()</c> (CREATE OR REPLACE, so
+    /// migration Ownership can swap them for the versions keyed by owner too, and back on its Down).
+    /// </summary>
+    internal static string Functions(bool byOwner)
+    {
+        var tracked = byOwner ? "owner, " + Tracked : Tracked;
+        string Prefixed(string alias) => string.Join(", ", tracked.Split(", ").Select(c => $"{alias}.{c}"));
+        var changedByUpdate =
+            $"SELECT n.*, 1 AS sign FROM new_rows n JOIN old_rows o USING (id) WHERE ({Prefixed("o")}) IS DISTINCT FROM ({Prefixed("n")}) " +
+            $"UNION ALL SELECT o.*, -1 FROM old_rows o JOIN new_rows n USING (id) WHERE ({Prefixed("o")}) IS DISTINCT FROM ({Prefixed("n")})";
+
+        return $$"""
+            -- Statement-level triggers with transition tables: a COPY of a million rows or a retention batch is one
+            -- set-based upsert, not one per row. Most writes touch no finished row (a submit, a start, a lease
+            -- renewal) and leave before the upsert.
+            CREATE OR REPLACE FUNCTION execution_stats_on_insert() RETURNS trigger
+                LANGUAGE plpgsql
+                AS $$
+                BEGIN
+                    IF EXISTS (SELECT FROM new_rows WHERE status IN {{Terminal}}) THEN
+                        {{Upsert("SELECT n.*, 1 AS sign FROM new_rows n", byOwner)}}
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+
+            CREATE OR REPLACE FUNCTION execution_stats_on_update() RETURNS trigger
+                LANGUAGE plpgsql
+                AS $$
+                BEGIN
+                    IF EXISTS (SELECT FROM new_rows WHERE status IN {{Terminal}})
+                       OR EXISTS (SELECT FROM old_rows WHERE status IN {{Terminal}}) THEN
+                        {{Upsert(changedByUpdate, byOwner)}}
+                        {{RemoveEmpty}}
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+
+            CREATE OR REPLACE FUNCTION execution_stats_on_delete() RETURNS trigger
+                LANGUAGE plpgsql
+                AS $$
+                BEGIN
+                    IF EXISTS (SELECT FROM old_rows WHERE status IN {{Terminal}}) THEN
+                        {{Upsert("SELECT o.*, -1 AS sign FROM old_rows o", byOwner)}}
+                        {{RemoveEmpty}}
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+
+            -- Recomputes the rollup from the executions table; writers wait meanwhile, readers do not.
+            -- Used below for the rows that exist already, and by hand should the rollup ever be in doubt.
+            CREATE OR REPLACE FUNCTION execution_stats_rebuild() RETURNS void
+                LANGUAGE plpgsql
+                AS $$
+                BEGIN
+                    LOCK TABLE executions IN SHARE MODE;
+                    TRUNCATE execution_stats_daily, execution_stats_daily_bins;
+                    {{Upsert("SELECT e.*, 1 AS sign FROM executions e", byOwner)}}
+                END
+                $$;
+            """;
+    }
+
+    /// <summary>
     /// The one definition of how rows enter (+1) and leave (-1) the rollup; <paramref name="source"/> yields
     /// <c>executions</c> rows plus a <c>sign</c> column. Upserts run in key order, so concurrent writers lock rollup
     /// rows in the same order and cannot deadlock on them.
     /// </summary>
-    private static string Upsert(string source) => $$"""
+    private static string Upsert(string source, bool byOwner)
+    {
+        // With the owner dimension (migration Ownership) the owner leads every rollup key.
+        var owner = byOwner ? "owner, " : "";
+        return $$"""
         WITH changed AS (
-            SELECT date_trunc('day', c.created_at, 'UTC') AS day, c.execution_type, coalesce(c.model, '') AS model,
+            SELECT {{(byOwner ? "c.owner, " : "")}}date_trunc('day', c.created_at, 'UTC') AS day, c.execution_type, coalesce(c.model, '') AS model,
                    c.status, c.sign, c.duration_ms, c.time_to_first_token_ms, c.prompt_tokens, c.completion_tokens,
                    c.status = 'completed' AND c.tokens_per_second > 0 AND c.completion_tokens > 0 AS generated,
                    c.tokens_per_second
@@ -191,37 +208,36 @@ public sealed class HistoryMetricsIndexes : Migration
         ),
         facts AS (
             INSERT INTO execution_stats_daily AS s
-                (day, execution_type, model, status, executions, prompt_tokens, completion_tokens, generation_tokens, generation_seconds)
-            SELECT day, execution_type, model, status, sum(sign),
+                ({{owner}}day, execution_type, model, status, executions, prompt_tokens, completion_tokens, generation_tokens, generation_seconds)
+            SELECT {{owner}}day, execution_type, model, status, sum(sign),
                    coalesce(sum(sign * prompt_tokens), 0), coalesce(sum(sign * completion_tokens), 0),
                    coalesce(sum(sign * completion_tokens) FILTER (WHERE generated), 0),
                    coalesce(sum(sign * completion_tokens / tokens_per_second) FILTER (WHERE generated), 0)
             FROM changed
-            GROUP BY day, execution_type, model, status
-            ORDER BY day, execution_type, model, status
-            ON CONFLICT (day, execution_type, model, status) DO UPDATE SET
+            GROUP BY {{owner}}day, execution_type, model, status
+            ORDER BY {{owner}}day, execution_type, model, status
+            ON CONFLICT ({{owner}}day, execution_type, model, status) DO UPDATE SET
                 executions = s.executions + excluded.executions,
                 prompt_tokens = s.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = s.completion_tokens + excluded.completion_tokens,
                 generation_tokens = s.generation_tokens + excluded.generation_tokens,
                 generation_seconds = s.generation_seconds + excluded.generation_seconds
         )
-        INSERT INTO execution_stats_daily_bins AS b (day, execution_type, model, status, metric, bin, executions, value_sum)
-        SELECT day, execution_type, model, status, m.metric, execution_stats_bin(m.value), sum(sign), sum(sign * m.value)
+        INSERT INTO execution_stats_daily_bins AS b ({{owner}}day, execution_type, model, status, metric, bin, executions, value_sum)
+        SELECT {{owner}}day, execution_type, model, status, m.metric, execution_stats_bin(m.value), sum(sign), sum(sign * m.value)
         FROM changed CROSS JOIN LATERAL (VALUES (1::smallint, duration_ms), (2::smallint, time_to_first_token_ms)) m (metric, value)
         WHERE m.value IS NOT NULL
-        GROUP BY 1, 2, 3, 4, 5, 6
-        ORDER BY 1, 2, 3, 4, 5, 6
-        ON CONFLICT (day, execution_type, model, status, metric, bin) DO UPDATE SET
+        GROUP BY {{(byOwner ? "1, 2, 3, 4, 5, 6, 7" : "1, 2, 3, 4, 5, 6")}}
+        ORDER BY {{(byOwner ? "1, 2, 3, 4, 5, 6, 7" : "1, 2, 3, 4, 5, 6")}}
+        ON CONFLICT ({{owner}}day, execution_type, model, status, metric, bin) DO UPDATE SET
             executions = b.executions + excluded.executions,
             value_sum = b.value_sum + excluded.value_sum;
         """;
+    }
 
     // Keys whose executions have all gone (retention) must not pile up as zero rows.
     private const string RemoveEmpty = """
         DELETE FROM execution_stats_daily WHERE executions = 0;
         DELETE FROM execution_stats_daily_bins WHERE executions = 0;
         """;
-
-    private static string Prefixed(string alias) => string.Join(", ", Tracked.Split(", ").Select(c => $"{alias}.{c}"));
 }

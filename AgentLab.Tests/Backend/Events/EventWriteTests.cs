@@ -1,6 +1,7 @@
 using System.Text.Json;
 using AgentLab.Backend.Data;
 using AgentLab.Backend.Events;
+using AgentLab.Tests.Support;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -269,6 +270,7 @@ public sealed class EventWriteTests : BackendTestBase
         var now = DateTimeOffset.UtcNow;
         return new ExecutionRecord
         {
+            Owner = TestTokens.DefaultSubject,
             Id = Guid.CreateVersion7(),
             ExecutionType = "simple",
             Mode = "async",

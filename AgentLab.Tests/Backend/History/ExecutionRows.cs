@@ -10,16 +10,18 @@ internal static class ExecutionRows
 
     /// <summary>
     /// A row in <paramref name="status"/>; finished ones carry timings and tokens, unfinished ones a lease (the
-    /// schema's CHECK demands it). Ids are UUIDv7 of <paramref name="createdAt"/> like the Backend's.
+    /// schema's CHECK demands it), owned by <paramref name="owner"/>. Ids are UUIDv7 of <paramref name="createdAt"/> like the Backend's.
     /// </summary>
     public static ExecutionRecord Row(string status, DateTimeOffset createdAt, string type = "simple", string? model = "mistral:7b",
         double? durationMs = 1000, double? ttftMs = 100, int? promptTokens = 10, int? completionTokens = 20, double? tokensPerSecond = 40,
-        string? errorCode = null, Guid? id = null)
+        string? errorCode = null, Guid? id = null, string owner = TestTokens.DefaultSubject)
     {
         var finished = ExecutionStatus.IsTerminal(status);
         return new ExecutionRecord
         {
             Id = id ?? Guid.CreateVersion7(createdAt),
+            // The default test client's subject, so the API under test shows the row to it.
+            Owner = owner,
             ExecutionType = type,
             Mode = "sync",
             Model = model,

@@ -402,6 +402,7 @@ public sealed class RetentionTests
         var finished = ExecutionStatus.IsTerminal(status);
         var record = new ExecutionRecord
         {
+            Owner = TestTokens.DefaultSubject,
             Id = Guid.CreateVersion7(createdAt),
             ExecutionType = "simple",
             Mode = "async",

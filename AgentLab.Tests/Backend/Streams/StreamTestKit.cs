@@ -35,11 +35,14 @@ public sealed class StreamProducer : IAsyncDisposable
     /// <summary>The last seq written.</summary>
     public long Seq => Interlocked.Read(ref seq);
 
-    /// <summary>A running execution (held by another replica's live lease, so no Backend under test takes it over).</summary>
+    /// <summary>
+    /// A running execution (held by another replica's live lease, so no Backend under test takes it over), owned by
+    /// <paramref name="owner"/> (by default the subject of the default test client, which then may stream it).
+    /// </summary>
     public static async Task<StreamProducer> StartAsync(TestDatabase database, ExecutionEventPublisher publisher, CancellationToken ct,
-        string status = ExecutionStatus.Running)
+        string status = ExecutionStatus.Running, string owner = TestTokens.DefaultSubject)
     {
-        var row = ExecutionRows.Row(status, DateTimeOffset.UtcNow);
+        var row = ExecutionRows.Row(status, DateTimeOffset.UtcNow, owner: owner);
         await ExecutionRows.InsertAsync(database, [row], ct);
         return new StreamProducer(NpgsqlDataSource.Create(database.ConnectionString), publisher, row.Id);
     }

@@ -29,8 +29,8 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
 
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
 
-    // Probes of orchestrators and load balancers must never be refused.
-    private static readonly string[] ExemptPaths = ["/health", "/alive", "/api/v1/health", "/api/v1/ready"];
+    // Probes of orchestrators, load balancers and dashboards must never be refused (the detailed report needs a token).
+    private static readonly string[] ExemptPaths = ["/health", "/alive", "/api/v1/health", "/api/v1/health/detailed", "/api/v1/ready"];
 
     private static readonly RateLimitLease Granted = new WindowLease(true, null, 0, TimeSpan.Zero);
 

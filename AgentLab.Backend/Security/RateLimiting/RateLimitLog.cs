@@ -14,7 +14,8 @@ internal static partial class RateLimitLog
     [LoggerMessage(1822, LogLevel.Information, "Rate limits are counted in Redis again, across replicas")]
     public static partial void RateLimitRedisRestored(this ILogger logger);
 
-    [LoggerMessage(1823, LogLevel.Information, "Request refused: the {Limit} limit of {Permitted}/min is reached; retry after {RetryAfterSeconds} s")]
+    // Debug: a line per refused request would let a flood fill the log (the 429s show in the request metrics).
+    [LoggerMessage(1823, LogLevel.Debug, "Request refused: the {Limit} limit of {Permitted}/min is reached; retry after {RetryAfterSeconds} s")]
     public static partial void RequestRateLimited(this ILogger logger, string limit, int permitted, int retryAfterSeconds);
 
     [LoggerMessage(1824, LogLevel.Information, "Execution refused: subject {Subject} already has {Active} queued or running (limit {Limit})")]

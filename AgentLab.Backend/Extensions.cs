@@ -5,6 +5,7 @@ using AgentLab.Backend.Events;
 using AgentLab.Backend.Executions;
 using AgentLab.Backend.Lab;
 using AgentLab.Backend.Security;
+using AgentLab.Backend.Security.RateLimiting;
 using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -62,6 +63,7 @@ public static class BackendExtensions
         services.AddScoped<Graphs.GraphStore>();
 
         services.AddAgentLabAuth();             // JWT bearer on everything but health and readiness: Security/
+        services.AddAgentLabRateLimits();       // request limits (Redis, across replicas) and trusted proxies: Security/RateLimiting/
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

@@ -6,6 +6,7 @@ using AgentLab.Backend.History;
 using AgentLab.Backend.Metrics;
 using AgentLab.Backend.Models;
 using AgentLab.Backend.Security;
+using AgentLab.Backend.Security.RateLimiting;
 using AgentLab.Backend.Streams;
 using AgentLab.ServiceDefaults;
 
@@ -27,10 +28,12 @@ catch (AuthConfigurationException ex)
     return 1;
 }
 
+app.UseAgentLabForwardedHeaders();      // X-Forwarded-For only from configured proxies (none: ignored)
 app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
 app.UseExecutionIdBoundary();           // execution IDs are assigned here, never taken from a caller's baggage
 app.UseCors(BackendExtensions.CorsPolicy);
 app.UseAuthentication();
+app.UseAgentLabRateLimits();            // per address, per subject, per subject's executions: 429 rate_limited
 app.UseAuthorization();
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();

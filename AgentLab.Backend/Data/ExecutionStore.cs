@@ -16,15 +16,32 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEv
     // The events written by the current try of a move: a retried try starts over, so only the committed try's are published.
     private readonly List<ExecutionEvent> written = [];
 
-    /// <summary>The outcome of <see cref="CreateAsync"/>: the new row, or the one an earlier submit with the same key made.</summary>
-    public readonly record struct Created(ExecutionRecord Record, bool IsNew);
+    /// <summary>
+    /// The outcome of <see cref="CreateAsync(ExecutionRecord, int?, CancellationToken)"/>: the new row, or the one an
+    /// earlier submit with the same key made, or (<see cref="CapReached"/>) nothing, because the owner already had
+    /// <see cref="OwnerActive"/> unfinished executions.
+    /// </summary>
+    public readonly record struct Created(ExecutionRecord Record, bool IsNew, int? OwnerActive = null)
+    {
+        public bool CapReached => OwnerActive is not null;
+    }
 
     /// <summary>
     /// Records a new execution (queued, leased by <see cref="ExecutionRecord.LeaseOwner"/>) with its
     /// <c>execution_queued</c> event. With an idempotency key already taken, records nothing and returns that row.
     /// </summary>
-    public async Task<Created> CreateAsync(ExecutionRecord record, CancellationToken ct)
+    public Task<Created> CreateAsync(ExecutionRecord record, CancellationToken ct) => CreateAsync(record, null, ct);
+
+    /// <summary>
+    /// <see cref="CreateAsync(ExecutionRecord, CancellationToken)"/>, refusing (<see cref="Created.CapReached"/>) when
+    /// the owner already has <paramref name="maxActivePerOwner"/> queued or running executions. The count and the
+    /// insert are one transaction holding a per-owner advisory lock, so two submits (on any replicas) cannot both pass
+    /// at the limit; a replay of an earlier submit (same Idempotency-Key) is answered with its row, never refused.
+    /// </summary>
+    public async Task<Created> CreateAsync(ExecutionRecord record, int? maxActivePerOwner, CancellationToken ct)
     {
+        if (maxActivePerOwner is { } max)
+            return await CreateCappedAsync(record, max, ct).ConfigureAwait(false);
         var strategy = db.Database.CreateExecutionStrategy();
         var queued = Event(record.Id, 1, EventTypes.ExecutionQueued, null, "{}");
         var created = await strategy.ExecuteAsync(async token =>
@@ -54,6 +71,57 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEv
             publisher?.Publish(ExecutionEventLog.ToEvent(queued));
         return created;
     }
+
+    private async Task<Created> CreateCappedAsync(ExecutionRecord record, int maxActivePerOwner, CancellationToken ct)
+    {
+        var strategy = db.Database.CreateExecutionStrategy();
+        var queued = Event(record.Id, 1, EventTypes.ExecutionQueued, null, "{}");
+        var key = record.IdempotencyKey;
+        var created = await strategy.ExecuteAsync(async token =>
+        {
+            db.ChangeTracker.Clear();
+            await using var transaction = await db.Database.BeginTransactionAsync(token).ConfigureAwait(false);
+            // Held until commit or rollback: one owner's submits take turns here, on every replica.
+            await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({CapLockSpace}, hashtext({record.Owner}))", token).ConfigureAwait(false);
+
+            // A replay (same key), or a retry whose first commit did land, gets its row back before anything is counted.
+            var existing = await db.Executions.AsNoTracking()
+                .FirstOrDefaultAsync(e => e.Id == record.Id || (key != null && e.IdempotencyKey == key), token).ConfigureAwait(false);
+            if (existing is not null)
+                return new Created(existing, existing.Id == record.Id);
+
+            var active = await db.Executions
+                .CountAsync(e => e.Owner == record.Owner && (e.Status == ExecutionStatus.Queued || e.Status == ExecutionStatus.Running), token)
+                .ConfigureAwait(false);
+            if (active >= maxActivePerOwner)
+                return new Created(record, false, active);
+
+            db.Executions.Add(record);
+            db.Events.Add(queued);
+            try
+            {
+                await db.SaveChangesAsync(token).ConfigureAwait(false);
+            }
+            catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+            {
+                // Another owner's submit took the key meanwhile (the lock is per owner). EF Core rolled back to its
+                // savepoint, so the transaction is still usable to read that row.
+                db.ChangeTracker.Clear();
+                var other = await db.Executions.AsNoTracking().FirstOrDefaultAsync(e => e.IdempotencyKey == key, token).ConfigureAwait(false);
+                if (other is null)
+                    throw;
+                return new Created(other, false);
+            }
+            await transaction.CommitAsync(token).ConfigureAwait(false);
+            return new Created(record, true);
+        }, ct).ConfigureAwait(false);
+        if (created.IsNew)
+            publisher?.Publish(ExecutionEventLog.ToEvent(queued));
+        return created;
+    }
+
+    /// <summary>The first key of the cap's advisory locks (<c>pg_advisory_xact_lock(int, int)</c>), apart from other lock users.</summary>
+    private const int CapLockSpace = 1820;
 
     public Task<ExecutionRecord?> FindAsync(Guid id, CancellationToken ct) =>
         db.Executions.AsNoTracking().FirstOrDefaultAsync(e => e.Id == id, ct);

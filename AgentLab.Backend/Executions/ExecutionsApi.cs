@@ -2,6 +2,7 @@ using AgentLab.Backend.Data;
 using AgentLab.Backend.Events;
 using AgentLab.Backend.Lab;
 using AgentLab.Backend.Security;
+using AgentLab.Backend.Security.RateLimiting;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.OpenApi;
@@ -107,7 +108,7 @@ public static class ExecutionsApi
         ExecutionStore.Created created;
         try
         {
-            created = await store.CreateAsync(record, ct);
+            created = await store.CreateAsync(record, ConcurrencyCap(request.HttpContext).MaxConcurrentExecutionsPerSubject, ct);
         }
         catch
         {
@@ -116,6 +117,12 @@ public static class ExecutionsApi
             throw;
         }
 
+        if (created.CapReached)
+        {
+            if (reserved)
+                queue.Release();
+            return RateLimitingExtensions.TooManyExecutions(request.HttpContext, ConcurrencyCap(request.HttpContext), record.Owner, created.OwnerActive!.Value);
+        }
         if (!created.IsNew)
         {
             if (reserved)
@@ -246,6 +253,9 @@ public static class ExecutionsApi
         }
         return await AnswerAsync(store, current, ct);
     }
+
+    /// <summary>The per-subject cap on queued + running executions (<c>RateLimits:MaxConcurrentExecutionsPerSubject</c>).</summary>
+    private static RateLimitOptions ConcurrencyCap(HttpContext http) => http.RequestServices.GetRequiredService<IOptions<RateLimitOptions>>().Value;
 
     /// <summary>How long a request that arrives while the Backend is starting waits for the migration step.</summary>
     private static readonly TimeSpan DatabaseStartupWait = TimeSpan.FromSeconds(5);

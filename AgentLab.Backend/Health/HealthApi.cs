@@ -51,7 +51,7 @@ public static class HealthApi
 
     public static async Task<JsonHttpResult<DetailedHealthReport>> GetDetailedHealthAsync(
         LabServiceReadClient lab, IOptions<LabServiceOptions> options, DatabaseHealth database, TimeProvider time,
-        ILoggerFactory loggers, CancellationToken ct)
+        ILoggerFactory loggers, Security.RateLimiting.AgentLabRateLimiter limits, CancellationToken ct)
     {
         var labCheck = CheckLabServiceAsync(lab, options.Value, time, loggers, ct);
         var migration = await database.WaitForMigrationStepAsync(database.ProbeTimeout, ct);
@@ -64,6 +64,9 @@ public static class HealthApi
             LatencyMs = probe.LatencyMs,
             Detail = probe.Detail,
         };
+        // Counting in each replica while Redis is away still limits, but only per replica: degraded.
+        var limitState = limits.State;
+        var rateLimits = new ComponentHealth { Status = limitState.Mode == Security.RateLimiting.RateLimitState.Fallback ? Degraded : Healthy, Detail = limitState.Detail };
         var migrations = new MigrationHealth
         {
             Status = migration.Status,
@@ -73,9 +76,9 @@ public static class HealthApi
         };
         var report = new DetailedHealthReport
         {
-            Status = Worst(labService.Status, modelServer.Status, databaseHealth.Status, MigrationStatus(migration.Status)),
+            Status = Worst(labService.Status, modelServer.Status, databaseHealth.Status, MigrationStatus(migration.Status), rateLimits.Status),
             ModelServer = serverKind,
-            Components = new() { ["labservice"] = labService, ["model_server"] = modelServer, ["database"] = databaseHealth },
+            Components = new() { ["labservice"] = labService, ["model_server"] = modelServer, ["database"] = databaseHealth, ["rate_limits"] = rateLimits },
             Migrations = migrations,
         };
         return TypedResults.Json(report, BackendJsonContext.Wire.DetailedHealthReport);

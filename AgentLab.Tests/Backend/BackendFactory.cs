@@ -25,6 +25,13 @@ public sealed class BackendFactory(Uri labBaseAddress, string connectionString, 
             ["ConnectionStrings:agentlabdb"] = connectionString,
             // Tests seed old rows on purpose; the retention job would delete them behind the test's back.
             ["Retention:Enabled"] = "false",
+            // Tests share one Redis and the subject test-user, and many poll: each Backend counts under its own Redis
+            // prefix, with limits no test reaches by accident (RateLimitTests sets small ones).
+            ["RateLimits:RedisKeyPrefix"] = $"test:{Guid.NewGuid():N}",
+            ["RateLimits:PerSubjectPerMinute"] = "1000000",
+            ["RateLimits:PerIpPerMinute"] = "1000000",
+            ["RateLimits:ExecutionsPerSubjectPerMinute"] = "1000000",
+            ["RateLimits:MaxConcurrentExecutionsPerSubject"] = "100000",
         };
         foreach (var (key, value) in Support.TestTokens.Settings)
             all[key] = value;

@@ -83,6 +83,10 @@ public sealed class LabStack : IAsyncLifetime
             ["LabService:ConnectTimeoutSeconds"] = "2",
             ["LabService:HealthTimeoutSeconds"] = "3",
             ["Auth:SigningKey"] = Support.TestTokens.EncodedKey,
+            // Limits no test here means to reach; RateLimitTests covers them.
+            ["RateLimits:PerSubjectPerMinute"] = "1000000",
+            ["RateLimits:ExecutionsPerSubjectPerMinute"] = "1000000",
+            ["RateLimits:MaxConcurrentExecutionsPerSubject"] = "100000",
         }, logs: null);
         backend.UseKestrel();
         backend.StartServer();

@@ -59,6 +59,11 @@ public sealed class ReplicaLab : IAsyncLifetime
             ["ConnectionStrings__redis"] = Redis.ConnectionString,
             ["services__labservice__http__0"] = Lab.BaseAddress.ToString().TrimEnd('/'),
             ["Retention__Enabled"] = "false",
+            // Limits no test here means to reach (the replicas poll as test-user); RateLimitTests covers them.
+            ["RateLimits__PerSubjectPerMinute"] = "1000000",
+            ["RateLimits__PerIpPerMinute"] = "1000000",
+            ["RateLimits__ExecutionsPerSubjectPerMinute"] = "1000000",
+            ["RateLimits__MaxConcurrentExecutionsPerSubject"] = "100000",
         });
         foreach (var (key, value) in TestTokens.Environment)
             environment[key] = value;

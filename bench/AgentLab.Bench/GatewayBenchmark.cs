@@ -17,7 +17,11 @@ internal static class GatewayBenchmark
 
     /// <param name="maxTokens">Caps the reply (Ollama's num_predict) on every path; null keeps the model's natural
     /// length (54 tokens for this prompt), so the cost per streamed line and the cost per request can be told apart.</param>
-    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies, int? maxTokens)
+    /// <param name="rateLimits">Whether the Backend counts requests against its (high) rate limits; off isolates
+    /// their cost from authentication's.</param>
+    /// <param name="redis">Whether the Backend has Redis (Garnet), so that it counts rate limits there, one round trip
+    /// per request, as replicas do; without it, it counts them in process.</param>
+    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies, int? maxTokens, bool rateLimits = true, bool redis = false)
     {
         var quiet = new Dictionary<string, string>
         {
@@ -30,16 +34,22 @@ internal static class GatewayBenchmark
         await using var simulator = await ServiceProcess.StartAsync("AgentLab.ModelSimulator", "/", quiet,
             ["--Simulator:TimeToFirstTokenMs=0", "--Simulator:TokenLatencyMs=0", "--Simulator:LoadDurationMs=0"]);
         await using var lab = await ServiceProcess.StartAsync("AgentLab.LabService", "/health",
-            new Dictionary<string, string>(quiet) { ["ConnectionStrings__ollama"] = $"Endpoint={simulator.BaseAddress}" }, []);
+            new Dictionary<string, string>(quiet) { ["ConnectionStrings__ollama"] = $"Endpoint={simulator.BaseAddress}" }.With(BenchAuth.LabServiceEnvironment), []);
         // The Backend records every execution before it runs it: it needs its PostgreSQL (a throw-away one here).
         await using var database = await BenchDatabase.StartAsync(null, keep: false, [], CancellationToken.None);
-        await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health",
-            new Dictionary<string, string>(quiet)
-            {
-                ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/'),
-                ["ConnectionStrings__agentlabdb"] = database.ConnectionString,
-                ["Retention__Enabled"] = "false",
-            }, []);
+        await using var garnet = redis ? await StreamBenchmark.Garnet.StartAsync(CancellationToken.None) : null;
+        // Every request carries a token and is counted against the rate limits (set far above what this sends).
+        var backendEnvironment = new Dictionary<string, string>(quiet)
+        {
+            ["services__labservice__http__0"] = lab.BaseAddress.ToString().TrimEnd('/'),
+            ["ConnectionStrings__agentlabdb"] = database.ConnectionString,
+            ["Retention__Enabled"] = "false",
+            ["RateLimits__Enabled"] = rateLimits ? "true" : "false",
+        }.With(BenchAuth.BackendEnvironment);
+        if (garnet is not null)
+            backendEnvironment["ConnectionStrings__redis"] = garnet.ConnectionString;
+        await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", backendEnvironment, []);
+        Console.WriteLine($"Backend: bearer token on every request; rate limits {(rateLimits ? $"on (high), counted {(garnet is null ? "in process" : "in Redis (Garnet)")}" : "off")}.");
 
         var numPredict = maxTokens is { } n ? $",\"num_predict\":{n}" : "";
         var parameters = maxTokens is { } m ? $",\"parameters\":{{\"max_tokens\":{m}}}" : "";
@@ -49,8 +59,8 @@ internal static class GatewayBenchmark
         {
             new("simulator /api/chat (json)", new Uri(simulator.BaseAddress, "/api/chat"), chat + ",\"stream\":false}"),
             new("simulator /api/chat (ndjson)", new Uri(simulator.BaseAddress, "/api/chat"), chat + "}"),
-            new("labservice /inference/", new Uri(lab.BaseAddress, "/inference/"), execute),
-            new("backend /api/v1/execute", new Uri(backend.BaseAddress, "/api/v1/execute"), execute),
+            new("labservice /inference/", new Uri(lab.BaseAddress, "/inference/"), execute, BenchAuth.ServiceKey),
+            new("backend /api/v1/execute", new Uri(backend.BaseAddress, "/api/v1/execute"), execute, BenchAuth.Token),
         };
 
         // Tiered JIT with dynamic PGO keeps recompiling hot paths for several seconds after start; measuring before
@@ -122,21 +132,23 @@ internal static class GatewayBenchmark
         }) { Timeout = TimeSpan.FromSeconds(30) };
         var body = Encoding.UTF8.GetBytes(target.Body);
 
-        await RunLoopsAsync(http, target.Uri, body, concurrency, TimeSpan.FromSeconds(1), record: null);
+        await RunLoopsAsync(http, target, body, concurrency, TimeSpan.FromSeconds(1), record: null);
         var latencies = new List<double>[concurrency];
         for (var i = 0; i < concurrency; i++)
             latencies[i] = new List<double>(capacity: 16_384);
         var clock = Stopwatch.StartNew();
-        var errors = await RunLoopsAsync(http, target.Uri, body, concurrency, duration, latencies);
+        var errors = await RunLoopsAsync(http, target, body, concurrency, duration, latencies);
         var elapsed = clock.Elapsed;
 
         var all = latencies.SelectMany(l => l).Order().ToArray();
         return new Result(all.Length, all.Length / elapsed.TotalSeconds, Percentile(all, 0.50), Percentile(all, 0.99), errors);
     }
 
-    private static async Task<int> RunLoopsAsync(HttpClient http, Uri uri, byte[] body, int concurrency, TimeSpan duration,
+    private static async Task<int> RunLoopsAsync(HttpClient http, Target target, byte[] body, int concurrency, TimeSpan duration,
         List<double>[]? record)
     {
+        var uri = target.Uri;
+        var authorization = target.Bearer is { } bearer ? new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer) : null;
         var errors = 0;
         var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         var loops = Enumerable.Range(0, concurrency).Select(async i =>
@@ -146,7 +158,9 @@ internal static class GatewayBenchmark
                 var start = Stopwatch.GetTimestamp();
                 using var content = new ByteArrayContent(body);
                 content.Headers.ContentType = new("application/json");
-                using var response = await http.PostAsync(uri, content);
+                using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = content };
+                request.Headers.Authorization = authorization;
+                using var response = await http.SendAsync(request);
                 await response.Content.LoadIntoBufferAsync();
                 if (response.StatusCode != HttpStatusCode.OK)
                 {
@@ -164,7 +178,8 @@ internal static class GatewayBenchmark
     private static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
-    private sealed record Target(string Name, Uri Uri, string Body);
+    /// <param name="Bearer">The credential the server requires (the Backend: a token; LabService: the service key).</param>
+    private sealed record Target(string Name, Uri Uri, string Body, string? Bearer = null);
 
     private sealed record Result(int Requests, double RequestsPerSecond, double P50, double P99, int Errors);
 }

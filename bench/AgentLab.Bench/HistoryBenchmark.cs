@@ -217,9 +217,9 @@ internal static class HistoryBenchmark
             ["ConnectionStrings__agentlabdb"] = connectionString,
             ["Logging__LogLevel__Default"] = "Warning",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        };
+        }.With(BenchAuth.BackendEnvironment);
         await using var backend = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", environment, [], ct);
-        using var client = new HttpClient { BaseAddress = backend.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        using var client = new HttpClient { BaseAddress = backend.BaseAddress, Timeout = TimeSpan.FromSeconds(30) }.WithToken();
         var since = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-24).ToString("O"));
         var requests = new (string Name, string Path)[]
         {

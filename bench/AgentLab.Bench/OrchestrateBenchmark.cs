@@ -57,6 +57,7 @@ internal static class OrchestrateBenchmark
         {
             builder.UseEnvironment(Environments.Production);
             builder.UseSetting("ConnectionStrings:ollama", $"Endpoint={simulator.BaseAddress}");
+            builder.UseSetting("ServiceAuth:Key", BenchAuth.ServiceKey);
             builder.UseSetting("urls", "http://127.0.0.1:0");
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore", "Warning");
@@ -76,6 +77,8 @@ internal static class OrchestrateBenchmark
             builder.UseSetting("ConnectionStrings:agentlabdb", database.ConnectionString);
             builder.UseSetting("services:labservice:http:0", labAddress.ToString());
             builder.UseSetting("Retention:Enabled", "false");
+            foreach (var (key, value) in BenchAuth.BackendSettings)
+                builder.UseSetting(key, value);     // the bench token's key, the service key, limits no run reaches
             builder.UseSetting("Logging:LogLevel:Default", "Warning");
             // EF logs the migrator's first look for a history table that a fresh database cannot have yet as a failure.
             builder.UseSetting("Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command", "Critical");
@@ -92,8 +95,8 @@ internal static class OrchestrateBenchmark
             services.GetRequiredService<IOptions<OrchestrationOptions>>().Value,
             (await services.GetRequiredService<ModelManager>().ResolveAsync(Model, ct)).Name,
             seed,
-            Client(labAddress),
-            Client(backendAddress));
+            Client(labAddress).WithServiceKey(),
+            Client(backendAddress).WithToken());
 
         // Tiered JIT with dynamic PGO keeps recompiling hot paths for seconds after start: measure after it settles.
         Console.WriteLine($"Warming up every path for {warmUp.TotalSeconds:0} s...");

@@ -1,11 +1,12 @@
 using System.Globalization;
 using AgentLab.Bench;
 
-// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N]
+// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N] [--no-rate-limits] [--redis]
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 // dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
 // dotnet run -c Release --project bench/AgentLab.Bench -- store [--runs 1000] [--concurrency 1] [--options "Npgsql keywords"] [--connection "..." [--keep]]
 // dotnet run -c Release --project bench/AgentLab.Bench -- retention [--rows 1000000] [--events-per-execution 10] [--max-executions 100000] [--connection "..." [--keep]]
+// dotnet run -c Release --project bench/AgentLab.Bench -- ratelimit [--requests 20000]
 // dotnet run -c Release --project bench/AgentLab.Bench -- stream [--subscribers 1000] [--idle 5000] [--idle-executions 10] [--ttft-runs 30] [--token-ms 25] [--sim-ttft-ms 40] [--heartbeat 5] [--connect-concurrency 32]
 var command = args.FirstOrDefault() ?? "gateway";
 switch (command)
@@ -17,7 +18,8 @@ switch (command)
         var warmUp = ReadOption(args, "--warmup", "20");
         return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
             TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency,
-            ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null);
+            ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null,
+            rateLimits: !args.Contains("--no-rate-limits"), redis: args.Contains("--redis"));
     }
     case "history":
         return await HistoryBenchmark.RunAsync(int.Parse(ReadOption(args, "--rows", "1000000"), CultureInfo.InvariantCulture),
@@ -49,8 +51,10 @@ switch (command)
             SimulatorTtftMs: int.Parse(ReadOption(args, "--sim-ttft-ms", "40"), CultureInfo.InvariantCulture),
             HeartbeatSeconds: int.Parse(ReadOption(args, "--heartbeat", "5"), CultureInfo.InvariantCulture),
             ConnectConcurrency: int.Parse(ReadOption(args, "--connect-concurrency", "32"), CultureInfo.InvariantCulture)));
+    case "ratelimit":
+        return await RateLimitBenchmark.RunAsync(int.Parse(ReadOption(args, "--requests", "20000"), CultureInfo.InvariantCulture));
     default:
-        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, store, stream");
+        Console.Error.WriteLine($"Unknown benchmark '{command}'. Available: gateway, history, retention, orchestrate, store, stream, ratelimit");
         return 2;
 }
 

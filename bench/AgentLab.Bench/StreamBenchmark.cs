@@ -66,7 +66,7 @@ internal static class StreamBenchmark
             {
                 ["ConnectionStrings__ollama"] = $"Endpoint={simulator.BaseAddress}",
                 ["Ollama__FirstTokenTimeoutSeconds"] = "3600",
-            }, [], ct);
+            }.With(BenchAuth.LabServiceEnvironment), [], ct);
         await using var database = await BenchDatabase.StartAsync(null, keep: false, [], ct);
         await using var redis = await Garnet.StartAsync(ct);
         var backendEnvironment = new Dictionary<string, string>(quiet)
@@ -81,10 +81,10 @@ internal static class StreamBenchmark
             // it is cancelled; the fan-out run then starts with every subscriber already connected.
             ["Execution__MaxConcurrency"] = "1",
             ["Execution__QueueCapacity"] = "1000",
-        };
+        }.With(BenchAuth.BackendEnvironment);   // the key of the bench's token; rate limits no run reaches
         await using var a = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", backendEnvironment, [], ct);
         await using var b = await ServiceProcess.StartAsync("AgentLab.Backend", "/api/v1/health", backendEnvironment, [], ct);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) }.WithToken();
         using var invoker = new HttpMessageInvoker(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(30) });
         var api = new Api(http, invoker, a.BaseAddress, b.BaseAddress);
 
@@ -368,7 +368,7 @@ internal static class StreamBenchmark
     }
 
     /// <summary>Garnet from the AppHost's recipe, on a free port, stopped at the end.</summary>
-    private sealed class Garnet(ProcessLauncher launcher, SupervisedProcess process, string connectionString) : IAsyncDisposable
+    internal sealed class Garnet(ProcessLauncher launcher, SupervisedProcess process, string connectionString) : IAsyncDisposable
     {
         public string ConnectionString => connectionString;
 

@@ -24,6 +24,7 @@ internal sealed class StreamSubscriber
         frames = record ? new List<(long, long)>(256) : null;
         // No client pings: only the server's heartbeat keeps an idle connection alive, which is what is measured.
         socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        socket.Options.SetRequestHeader("Authorization", BenchAuth.Header);
     }
 
     public Task Reading { get; private set; } = Task.CompletedTask;
@@ -266,7 +267,7 @@ internal sealed class RawWebSocketProbe : IDisposable
         probe.stream = probe.tcp.GetStream();
         var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
         var request = $"GET /api/v1/ws/executions/{id} HTTP/1.1\r\nHost: {backend.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+            $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: {BenchAuth.Header}\r\n\r\n";
         await probe.stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(request), ct);
         // The response headers end with an empty line; read byte by byte up to it (a few hundred bytes).
         var headers = new System.Text.StringBuilder();

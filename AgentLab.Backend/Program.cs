@@ -30,6 +30,7 @@ catch (AuthConfigurationException ex)
 app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
 app.UseExecutionIdBoundary();           // execution IDs are assigned here, never taken from a caller's baggage
 app.UseCors(BackendExtensions.CorsPolicy);
+app.UseRequestBodyLimit();              // 413 body_too_large on every endpoint, before auth reads anything
 app.UseAuthentication();
 app.UseAuthorization();
 app.MapDefaultEndpoints();

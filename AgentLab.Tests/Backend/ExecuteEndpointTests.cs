@@ -61,8 +61,7 @@ public sealed class ExecuteEndpointTests : BackendTestBase
             """);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var sent = Assert.Single(Lab.Received);
-        Assert.Equal("/inference/", sent.Path);
+        var sent = Assert.Single(Lab.Received, r => r.Path == "/inference/");
         var json = JsonDocument.Parse(sent.Body).RootElement;
         Assert.Equal("p", json.GetProperty("prompt").GetString());
         Assert.Equal("be brief", json.GetProperty("system").GetString());
@@ -82,7 +81,7 @@ public sealed class ExecuteEndpointTests : BackendTestBase
 
         var body = await JsonAsync(await PostJsonAsync(client, SimpleBody));
 
-        var sent = Assert.Single(Lab.Received);
+        var sent = Assert.Single(Lab.Received, r => r.Path == "/inference/");
         Assert.Contains("agentlab.execution_id=" + body.GetProperty("execution_id").GetString(),
             (sent.Baggage ?? "").Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
@@ -147,7 +146,7 @@ public sealed class ExecuteEndpointTests : BackendTestBase
 
         var response = await PostJsonAsync(client, $$"""{"prompt": "{{new string('x', 5000)}}"}""");
 
-        await AssertProblemAsync(response, 413, "payload_too_large");
+        await AssertProblemAsync(response, 413, "body_too_large");
     }
 
     [Fact]

@@ -190,7 +190,7 @@ public sealed class ExecutionRequestReaderTests
         var (_, problem) = await ExecutionRequestReader.ReadAsync(http, Options, TestContext.Current.CancellationToken);
 
         Assert.Equal(413, problem!.StatusCode);
-        Assert.Equal("payload_too_large", Code(problem));
+        Assert.Equal("body_too_large", Code(problem));
     }
 
     private static HttpRequest Request(string body, string? contentType, bool sendContentLength = true)

@@ -159,7 +159,7 @@ public sealed class GraphsApiTests : BackendTestBase
 
         var response = await RegisterAsync(client, ReviewLoop.Replace("You write.", new string('x', 300 * 1024), StringComparison.Ordinal));
 
-        await AssertProblemAsync(response, 413, "payload_too_large");
+        await AssertProblemAsync(response, 413, "body_too_large");
         Assert.Empty(Lab.Received);
     }
 

@@ -14,7 +14,7 @@ namespace AgentLab.Backend.Errors;
 /// down, paused or not migrated yet is 503 <c>db_unavailable</c> (and is reported to <see cref="DatabaseHealth"/>).
 /// </summary>
 public sealed class BackendExceptionHandler(
-    IOptions<LabServiceOptions> labOptions, IOptions<DatabaseOptions> databaseOptions, IOptions<Executions.ExecutionOptions> executionOptions, DatabaseHealth database,
+    IOptions<LabServiceOptions> labOptions, IOptions<DatabaseOptions> databaseOptions, DatabaseHealth database,
     ILogger<BackendExceptionHandler> logger)
     : IExceptionHandler
 {
@@ -84,7 +84,8 @@ public sealed class BackendExceptionHandler(
             }
 
             case BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }:
-                return (Security.RequestBodyLimit.Problem(executionOptions.Value.MaxRequestBodyBytes), null);
+                return (Security.RequestBodyLimit.Problem(
+                    httpContext.RequestServices.GetRequiredService<IOptions<Executions.ExecutionOptions>>().Value.MaxRequestBodyBytes), null);
 
             case BadHttpRequestException bad:
                 return (Problems.Create(bad.StatusCode, "bad_request", "The request could not be read", bad.Message), null);

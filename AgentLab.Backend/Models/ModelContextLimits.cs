@@ -140,8 +140,9 @@ public sealed class ModelContextLimits(IServiceProvider services, IOptions<Execu
                 return _models;
             if (now < _retryAfter)
                 return null;
+            // Started off the lock: the lookup's first steps (resolving the client, connecting) are not the lock's business.
             if (_refresh is null || _refresh.IsCompleted)
-                _refresh = RefreshAsync();
+                _refresh = Task.Run(RefreshAsync, CancellationToken.None);
             refresh = _refresh;
         }
         // One caller giving up must not cancel the lookup the others wait for.

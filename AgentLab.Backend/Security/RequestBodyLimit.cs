@@ -41,9 +41,16 @@ public static class RequestBodyLimit
             return;
         }
 
+        // A body of unknown length (chunked, or an HTTP/2 stream) is counted as it is read. Not an upgrade (a
+        // WebSocket): its frames do not come through Request.Body, and Streams:MaxClientMessageBytes bounds them.
         CountingBody? counted = null;
-        if (request.ContentLength is null && request.Headers.TransferEncoding.Count > 0)
+        var features = context.Features;
+        if (request.ContentLength is null
+            && (features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.Headers.TransferEncoding.Count > 0)
+            && features.Get<Microsoft.AspNetCore.Http.Features.IHttpUpgradeFeature>() is not { IsUpgradableRequest: true })
+        {
             request.Body = counted = new CountingBody(request.Body, limit);
+        }
         try
         {
             await next(context);

@@ -64,6 +64,8 @@ public static class BackendExtensions
 
         services.AddAgentLabAuth();             // JWT bearer on everything but health and readiness: Security/
         services.AddAgentLabRateLimits();       // request limits (Redis, across replicas) and trusted proxies: Security/RateLimiting/
+        services.AddRequestBodyLimit();         // Kestrel's MaxRequestBodySize = Execution:MaxRequestBodyBytes
+        services.AddSingleton<Models.ModelContextLimits>();   // prompt vs. the model's context window (422 prompt_too_long)
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

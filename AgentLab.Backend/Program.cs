@@ -32,6 +32,7 @@ app.UseAgentLabForwardedHeaders();      // X-Forwarded-For only from configured 
 app.UseExceptionHandler();              // BackendExceptionHandler maps downstream failures to problems
 app.UseExecutionIdBoundary();           // execution IDs are assigned here, never taken from a caller's baggage
 app.UseCors(BackendExtensions.CorsPolicy);
+app.UseRequestBodyLimit();              // 413 payload_too_large on every endpoint, before auth reads anything
 app.UseAuthentication();
 app.UseAgentLabRateLimits();            // per address, per subject, per subject's executions: 429 rate_limited
 app.UseAuthorization();

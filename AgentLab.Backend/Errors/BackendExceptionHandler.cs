@@ -84,8 +84,8 @@ public sealed class BackendExceptionHandler(
             }
 
             case BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge }:
-                return (Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The request body is too large",
-                    "Send a smaller body."), null);
+                return (Security.RequestBodyLimit.Problem(
+                    httpContext.RequestServices.GetRequiredService<IOptions<Executions.ExecutionOptions>>().Value.MaxRequestBodyBytes), null);
 
             case BadHttpRequestException bad:
                 return (Problems.Create(bad.StatusCode, "bad_request", "The request could not be read", bad.Message), null);

@@ -11,9 +11,24 @@ public sealed class ExecutionOptions
     [Range(1, 10_000_000)]
     public int MaxPromptLength { get; set; } = 32_000;
 
-    /// <summary>Largest request body in bytes; larger bodies get 413 before they are parsed.</summary>
+    /// <summary>
+    /// Largest request body in bytes, on every endpoint (Kestrel's <c>MaxRequestBodySize</c> too); larger bodies get
+    /// 413 <c>payload_too_large</c> before they are parsed.
+    /// </summary>
     [Range(1024, 100 * 1024 * 1024)]
     public int MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Largest <c>parameters.max_tokens</c>; above it the request is 400 <c>validation_failed</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxTokensLimit { get; set; } = 8192;
+
+    /// <summary>How long LabService's model list (context lengths, aliases) is reused for the prompt-length check.</summary>
+    [Range(1, 86_400)]
+    public int ModelCacheSeconds { get; set; } = 300;
+
+    /// <summary>Bound of that lookup; a LabService slower than this leaves the request unchecked rather than waiting.</summary>
+    [Range(0.1, 60)]
+    public double ModelLookupTimeoutSeconds { get; set; } = 3;
 
     /// <summary>Async executions waiting to run on this replica; past this, submits get 429 <c>queue_full</c>.</summary>
     [Range(1, 100_000)]

@@ -118,7 +118,7 @@ public static class ExecutionRequestReader
         if (string.IsNullOrWhiteSpace(request.Prompt))
             Add("prompt", "The prompt is required and must contain text.");
         else if (request.Prompt.Length > max)
-            Add("prompt", $"The prompt has {request.Prompt.Length} characters; the limit is {max}. Shorten it.");
+            Add("prompt", $"The prompt has {request.Prompt.Length} characters; the limit is {max} (Execution:MaxPromptLength). Shorten it.");
         else if (request.Prompt.Contains('\0'))
             Add("prompt", "The prompt contains the NUL character (\\u0000), which cannot be stored; remove it.");
 
@@ -149,6 +149,8 @@ public static class ExecutionRequestReader
                 Add("parameters.top_p", $"top_p must be between 0 and 1; it was {topP}.");
             if (p.MaxTokens is <= 0)
                 Add("parameters.max_tokens", $"max_tokens must be greater than 0; it was {p.MaxTokens}.");
+            else if (p.MaxTokens > options.MaxTokensLimit)
+                Add("parameters.max_tokens", $"max_tokens is {p.MaxTokens}; the limit is {options.MaxTokensLimit} (Execution:MaxTokensLimit). Ask for fewer.");
             if (p.NumCtx is <= 0)
                 Add("parameters.num_ctx", $"num_ctx must be greater than 0; it was {p.NumCtx}.");
             if (p.TimeoutSeconds is < 1 or > 3600)
@@ -259,6 +261,5 @@ public static class ExecutionRequestReader
             [new("errors", errors)]);
 
     private static ProblemHttpResult TooLarge(int limit) =>
-        Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The request body is too large",
-            $"The limit for this endpoint is {limit} bytes; send a shorter prompt.");
+        Security.RequestBodyLimit.Problem(limit, "Send a shorter prompt.");
 }

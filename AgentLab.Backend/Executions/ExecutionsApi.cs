@@ -71,7 +71,7 @@ public static class ExecutionsApi
     /// </summary>
     public static async Task<IResult> ExecuteAsync(
         HttpRequest request, ExecutionRunner runner, ExecutionStore store, ExecutionQueue queue, HeldExecutions held, Graphs.GraphStore graphs, DatabaseHealth databaseHealth,
-        IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, ILoggerFactory loggers, CancellationToken ct)
+        IOptions<ExecutionOptions> options, IOptions<LabServiceOptions> labOptions, Models.ModelContextLimits contextLimits, ILoggerFactory loggers, CancellationToken ct)
     {
         var (body, problem) = await ExecutionRequestReader.ReadAsync(request, options.Value, ct);
         if (problem is not null)
@@ -83,15 +83,20 @@ public static class ExecutionsApi
         var caller = request.HttpContext.Caller();
         // A custom graph implies the orchestrator, and must be registered (among the caller's own graphs) before
         // anything is recorded.
+        Graphs.GraphRecord? graph = null;
         if (body!.Graph is { } graphName)
         {
             body.ExecutionType = ExecutionKinds.Orchestrator;
-            if (await graphs.FindAsync(caller.Subject, graphName, ct) is null)
+            if ((graph = await graphs.FindAsync(caller.Subject, graphName, ct)) is null)
             {
                 return Problems.Create(StatusCodes.Status404NotFound, "graph_not_found", "Graph not found",
                     $"No graph named '{graphName}' is registered. Register it with POST /api/v1/graphs; GET /api/v1/graphs lists them.");
             }
         }
+
+        // Ollama would silently cut a prompt longer than the model's window: refuse it here, before it is recorded.
+        if (await contextLimits.CheckAsync(body, graph, ct) is { } tooLong)
+            return tooLong;
 
         var isAsync = (body!.Mode is { } mode && ExecutionRequestReader.IsOneOf(mode, [ExecutionKinds.Async])) || PrefersAsync(request.Headers["Prefer"]);
         // Executions are recorded before they run: with the database down (or not migrated yet), refuse at once

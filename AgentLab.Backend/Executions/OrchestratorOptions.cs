@@ -20,4 +20,8 @@ public sealed class OrchestratorOptions
 
     [Range(0, 300)]
     public double MaxResumeDelaySeconds { get; set; } = 2;
+
+    /// <summary>Largest <c>max_steps</c> a custom graph may be registered with (LabService's default, 20, when it sets none).</summary>
+    [Range(1, 1000)]
+    public int MaxStepsLimit { get; set; } = 50;
 }

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using AgentLab.ServiceDefaults;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace AgentLab.Backend.Graphs;
 
@@ -59,4 +61,23 @@ public sealed class GraphValidation
     public int Nodes { get; set; }
     public int Edges { get; set; }
     public int MaxSteps { get; set; }
+}
+
+/// <summary>The Backend's own bounds on a definition LabService found valid (LabService allows up to 100 steps).</summary>
+public static class GraphBounds
+{
+    /// <summary>
+    /// 400 <c>invalid_graph</c> (the shape of LabService's field errors: <c>errors</c> of <c>{path, message}</c>) when
+    /// the graph's effective <c>max_steps</c> is over <c>Orchestrator:MaxStepsLimit</c>; null otherwise.
+    /// </summary>
+    public static ProblemHttpResult? Check(GraphValidation validation, int maxStepsLimit)
+    {
+        if (validation.MaxSteps <= maxStepsLimit)
+            return null;
+        var message = $"'max_steps' is {validation.MaxSteps}; this Backend allows at most {maxStepsLimit} (Orchestrator:MaxStepsLimit). " +
+            $"Set max_steps to {maxStepsLimit} or less.";
+        return Problems.Create(StatusCodes.Status400BadRequest, "invalid_graph", "The graph definition is not valid",
+            $"1 problem(s); the first: max_steps: {message}",
+            [new("errors", new[] { new Dictionary<string, string> { ["path"] = "max_steps", ["message"] = message } })]);
+    }
 }

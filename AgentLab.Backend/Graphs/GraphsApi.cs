@@ -52,7 +52,7 @@ public static class GraphsApi
     }
 
     public static async Task<IResult> RegisterAsync(HttpContext context, GraphStore store, LabServiceReadClient lab,
-        IOptions<LabServiceOptions> options, ILogger<GraphStore> logger, CancellationToken ct)
+        IOptions<LabServiceOptions> options, IOptions<Executions.OrchestratorOptions> orchestrator, ILogger<GraphStore> logger, CancellationToken ct)
     {
         var request = context.Request;
         bool replace;
@@ -78,12 +78,13 @@ public static class GraphsApi
         }
         if (await ReadBodyAsync(request, ct) is not { } body)
         {
-            return Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The graph definition is too large",
-                $"A definition may be at most {MaxDefinitionBytes / 1024} KiB.");
+            return Security.RequestBodyLimit.Problem(MaxDefinitionBytes, $"A graph definition may be at most {MaxDefinitionBytes / 1024} KiB.");
         }
 
         // LabService owns the rules (the same validator its runtime trusts); its 400 passes through as is.
         var validation = await lab.ValidateGraphAsync(body, TimeSpan.FromSeconds(options.Value.QueryTimeoutSeconds), ct);
+        if (GraphBounds.Check(validation, orchestrator.Value.MaxStepsLimit) is { } overBound)
+            return overBound;
         var (outcome, record) = await store.SaveAsync(owner!, validation.Name, Encoding.UTF8.GetString(body), replace, ct);
         if (outcome == GraphWriteOutcome.Conflict)
         {

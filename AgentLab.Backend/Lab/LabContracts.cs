@@ -67,6 +67,13 @@ public sealed class InferenceMetrics
 public sealed class ModelList
 {
     public string? ModelServer { get; init; }
+
+    /// <summary>The tag LabService runs when a request names no model (absent from an older LabService).</summary>
+    public string? DefaultModel { get; init; }
+
+    /// <summary>The <c>num_ctx</c> LabService sends when a request sets none: the window of such a call.</summary>
+    public int? DefaultNumCtx { get; init; }
+
     public List<ModelInfo> Models { get; init; } = [];
 }
 

@@ -19,14 +19,14 @@ public sealed class SigningKeySource
         var auth = options.Value;
         if (auth.SigningKey is { Length: > 0 } configured)
         {
-            Key = Symmetric(AgentLabTokens.ParseKey(configured, "Auth:SigningKey"));
+            Key = Symmetric(Parse(configured, "Auth:SigningKey"));
             Description = "the symmetric key in Auth:SigningKey";
         }
         else if (auth.SigningKeyFile is { Length: > 0 } file)
         {
             if (!File.Exists(file))
                 throw new AuthConfigurationException($"Auth:SigningKeyFile points at {file}, which does not exist.");
-            Key = Symmetric(AgentLabTokens.ParseKey(File.ReadAllText(file), file));
+            Key = Symmetric(Parse(File.ReadAllText(file), file));
             Description = $"the symmetric key in {file}";
         }
         else if (auth.Authority is { Length: > 0 } authority)
@@ -59,4 +59,18 @@ public sealed class SigningKeySource
     public bool IsDevelopmentKey { get; }
 
     private static SymmetricSecurityKey Symmetric(byte[] key) => new(key) { KeyId = "agentlab" };
+
+    // A key that is too short or not base64 is a configuration error like a missing one: Program.cs prints the
+    // sentence and exits 1, instead of an unhandled-exception stack trace.
+    private static byte[] Parse(string text, string source)
+    {
+        try
+        {
+            return AgentLabTokens.ParseKey(text, source);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new AuthConfigurationException(ex.Message);
+        }
+    }
 }

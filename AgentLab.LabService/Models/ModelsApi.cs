@@ -8,6 +8,16 @@ namespace AgentLab.LabService.Models;
 public sealed class ModelsResponse
 {
     public required string ModelServer { get; set; }
+
+    /// <summary>The tag a request without <c>model</c> runs on (<c>Lab:DefaultModel</c>, alias resolved).</summary>
+    public string? DefaultModel { get; set; }
+
+    /// <summary>
+    /// The <c>num_ctx</c> sent to the model server when a request sets none (<c>Ollama:DefaultNumCtx</c>): the real
+    /// context window of such a call, which the Backend checks prompts against.
+    /// </summary>
+    public int? DefaultNumCtx { get; set; }
+
     public required List<ModelDto> Models { get; set; }
 }
 
@@ -67,12 +77,14 @@ public static class ModelsApi
         return group;
     }
 
-    public static async Task<IResult> ListAsync(ModelManager models, CancellationToken ct)
+    public static async Task<IResult> ListAsync(ModelManager models, Microsoft.Extensions.Options.IOptions<OllamaOptions> ollama, CancellationToken ct)
     {
         var snapshot = await models.GetSnapshotAsync(ct);
         var response = new ModelsResponse
         {
             ModelServer = snapshot.Server.Kind,
+            DefaultModel = models.ResolveAlias(models.DefaultModel),
+            DefaultNumCtx = ollama.Value.DefaultNumCtx,
             Models = snapshot.Models.Select(ModelDto.From).ToList(),
         };
         return TypedResults.Json(response, LabJsonContext.Wire.ModelsResponse);

@@ -61,8 +61,7 @@ public sealed class ExecuteEndpointTests : BackendTestBase
             """);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var sent = Assert.Single(Lab.Received);
-        Assert.Equal("/inference/", sent.Path);
+        var sent = Assert.Single(Lab.Received, r => r.Path == "/inference/");
         var json = JsonDocument.Parse(sent.Body).RootElement;
         Assert.Equal("p", json.GetProperty("prompt").GetString());
         Assert.Equal("be brief", json.GetProperty("system").GetString());
@@ -82,7 +81,7 @@ public sealed class ExecuteEndpointTests : BackendTestBase
 
         var body = await JsonAsync(await PostJsonAsync(client, SimpleBody));
 
-        var sent = Assert.Single(Lab.Received);
+        var sent = Assert.Single(Lab.Received, r => r.Path == "/inference/");
         Assert.Contains("agentlab.execution_id=" + body.GetProperty("execution_id").GetString(),
             (sent.Baggage ?? "").Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
     }

@@ -28,7 +28,7 @@ public sealed class FakeLabService : IAsyncDisposable
         """;
 
     public const string ModelsJson = """
-        {"model_server":"simulator","models":[{"name":"mistral:7b","aliases":["mistral7b"],"family":"llama","parameter_size":"7.2B",
+        {"model_server":"simulator","default_model":"mistral:7b","default_num_ctx":4096,"models":[{"name":"mistral:7b","aliases":["mistral7b"],"family":"llama","parameter_size":"7.2B",
          "quantization_level":"Q4_0","size":4109865159,"modified_at":"2026-01-02T03:04:05Z","capabilities":["completion"],
          "context_length":32768,"loaded":true}]}
         """;

@@ -62,6 +62,7 @@ public static class BackendExtensions
         services.AddScoped<Graphs.GraphStore>();
 
         services.AddAgentLabAuth();             // JWT bearer on everything but health and readiness: Security/
+        services.AddStreamTickets();            // single-use ?ticket= on the two stream endpoints: Streams/StreamTicket*
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

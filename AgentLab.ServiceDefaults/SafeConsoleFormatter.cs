@@ -77,7 +77,7 @@ public sealed class SafeConsoleFormatter : ConsoleFormatter, IDisposable
         }
 
         if (exception is not null)
-            WriteException(textWriter, exception.ToString(), singleLine);
+            WriteException(textWriter, ExceptionText(exception), singleLine);
         if (singleLine)
             textWriter.WriteLine();
     }
@@ -98,6 +98,32 @@ public sealed class SafeConsoleFormatter : ConsoleFormatter, IDisposable
         }, writer);
         if (any && !singleLine)
             writer.WriteLine();
+    }
+
+    /// <summary>
+    /// <see cref="Exception.ToString"/> with the messages (its own and its inner exceptions') escaped: a message may
+    /// quote user input, and only the stack trace's own line breaks are kept.
+    /// </summary>
+    private static string ExceptionText(Exception exception)
+    {
+        var text = exception.ToString();
+        var pending = new Stack<Exception>([exception]);
+        var seen = 0;
+        while (pending.TryPop(out var current) && seen++ < 32)
+        {
+            if (current.Message.Length > 0 && LogText.NeedsEscaping(current.Message))
+                text = text.Replace(current.Message, LogText.Escape(current.Message), StringComparison.Ordinal);
+            if (current is AggregateException aggregate)
+            {
+                foreach (var inner in aggregate.InnerExceptions)
+                    pending.Push(inner);
+            }
+            else if (current.InnerException is { } inner)
+            {
+                pending.Push(inner);
+            }
+        }
+        return text;
     }
 
     /// <summary>Each line of the exception text indented (or, on one line, joined by spaces), its control characters escaped.</summary>

@@ -62,6 +62,20 @@ public sealed class StreamTicketTests : StreamsTestBase
         Assert.True((await StoredTicketsAsync()).Single().IsAdmin);
     }
 
+    [Fact]
+    public async Task Mint_DeletesExpiredTicketsOnTheWay()
+    {
+        var factory = Replica();
+        var id = await ExecutionAsync(factory, TestTokens.DefaultSubject);
+        await TicketAsync(factory, id);
+        await Database.ExecuteAsync("UPDATE stream_tickets SET expires_at = now() - interval '1 second'", Ct);
+
+        await TicketAsync(factory, id);
+
+        var row = Assert.Single(await StoredTicketsAsync());
+        Assert.Equal(TestTokens.DefaultSubject, row.Subject);
+    }
+
     [Theory]
     [InlineData("not json")]
     [InlineData("{}")]

@@ -77,6 +77,31 @@ public sealed class TelemetrySecretsTests : StreamsTestBase
         Assert.Contains(spanText, t => t.Contains("/api/v1/executions/{id}/events", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(false, 0)]
+    [InlineData(true, 1)]
+    public async Task PromptText_ReachesTheLogsOnlyWithCaptureContentOn(bool capture, int expected)
+    {
+        var logs = new CapturingLoggerProvider();
+        var settings = new Dictionary<string, string?> { ["Telemetry:CaptureContent"] = capture ? "true" : "false" };
+        var factory = new BackendFactory(Lab.BaseAddress, Database.ConnectionString, settings)
+            .WithWebHostBuilder(b => b.ConfigureLogging(l => l.AddProvider(logs).AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace)));
+        await using var _ = factory;
+        using var client = factory.CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", TestTokens.For());
+        var marker = $"prompt-{Guid.NewGuid():N}";
+
+        using var response = await PostJsonAsync(client, $$"""{"prompt": "{{marker}}", "mode": "async"}""");
+        await AssertAcceptedAsync(response);
+        await factory.DisposeAsync();
+
+        // Formatted messages are captured as "<category>: <message>" (state values and scopes as other entries).
+        Assert.Equal(expected, logs.Texts().Count(t => t.StartsWith("AgentLab.Backend.Security.ContentCapture: ", StringComparison.Ordinal)
+            && t.Contains(marker, StringComparison.Ordinal)));
+        if (!capture)
+            Assert.DoesNotContain(logs.Texts(), t => t.Contains(marker, StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Redact_SecretQueryValues_BecomeRedactedAndEverythingElseStays()
     {

@@ -66,6 +66,7 @@ public static class BackendExtensions
         services.AddAgentLabRateLimits();       // request limits (Redis, across replicas) and trusted proxies: Security/RateLimiting/
         services.AddRequestBodyLimit();         // Kestrel's MaxRequestBodySize = Execution:MaxRequestBodyBytes
         services.AddSingleton<Models.ModelContextLimits>();   // prompt vs. the model's context window (422 prompt_too_long)
+        services.AddStreamTickets();            // single-use ?ticket= on the two stream endpoints: Streams/StreamTicket*
 
         services.AddCors();
         services.AddOptions<Microsoft.AspNetCore.Cors.Infrastructure.CorsOptions>()

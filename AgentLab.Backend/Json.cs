@@ -26,6 +26,7 @@ namespace AgentLab.Backend;
 [JsonSerializable(typeof(AgentLab.Backend.Metrics.MetricsReport))]
 [JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphList))]
 [JsonSerializable(typeof(AgentLab.Backend.Graphs.GraphDetail))]
+[JsonSerializable(typeof(AgentLab.Backend.Streams.StreamTicketResponse))]
 public sealed partial class BackendJsonContext : JsonSerializerContext
 {
     /// <summary>

@@ -39,6 +39,7 @@ app.UseAuthorization();
 app.MapDefaultEndpoints();
 app.MapExecutionsApi();
 app.MapStreamsApi();                   // WebSocket and SSE event streams
+app.MapStreamTicketsApi();             // POST /api/v1/stream-tickets: how browsers open them
 app.MapHistoryApi();
 app.MapMetricsApi();
 app.MapModelsApi();

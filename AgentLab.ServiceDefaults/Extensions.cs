@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 
 namespace Microsoft.Extensions.Hosting;
 
@@ -27,7 +28,9 @@ public static class Extensions
     /// Adds OpenTelemetry (traces always in process; OTLP export, metrics and logs when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is configured), health checks (a <c>self</c> check tagged <c>live</c>),
     /// snake_case HTTP JSON, ProblemDetails with <c>code</c>, <c>trace_id</c> and <c>execution_id</c>,
-    /// configuration-based service discovery on every HttpClient, and the error-handling middleware.
+    /// configuration-based service discovery on every HttpClient, and the error-handling middleware. Logs go to the
+    /// console through <see cref="SafeConsoleFormatter"/> (control characters escaped), and secret query values
+    /// (<c>ticket</c>, <c>access_token</c>, <c>token</c>) are redacted from every log and span.
     /// </summary>
     /// <remarks>
     /// Call it first, before anything else touches the host: it sets the AppContext switch
@@ -40,6 +43,8 @@ public static class Extensions
         AppContext.SetSwitch(Telemetry.SuppressActivityOpenTelemetryDataSwitch, false);
 
         builder.ConfigureOpenTelemetry();
+        // Console records that user text (CR/LF, ANSI escapes) cannot split or recolour.
+        builder.Logging.AddSafeConsoleFormatter();
         builder.AddDefaultHealthChecks();
 
         builder.Services.ConfigureHttpJsonOptions(o =>

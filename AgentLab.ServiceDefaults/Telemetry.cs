@@ -54,13 +54,18 @@ public static class Telemetry
         var serviceName = builder.Configuration[ServiceNameKey] is { Length: > 0 } name ? name : builder.Environment.ApplicationName;
         var endpoint = OtlpBase(builder.Configuration);
         var resource = ResourceBuilder.CreateDefault().AddService(serviceName);
+        builder.Services.AddOptions<TelemetryOptions>().BindConfiguration(TelemetryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        // Every logger, whatever its provider, gets log state with secret query values redacted.
+        builder.Services.AddLogRedaction();
 
         builder.Services.AddSingleton(_ =>
         {
             var tracing = Sdk.CreateTracerProviderBuilder()
                 .SetResourceBuilder(resource)
                 .AddSource(TraceSources)
-                .AddProcessor(new ExecutionIdProcessor());
+                .AddProcessor(new ExecutionIdProcessor())
+                // A ticket or token in a query string never reaches a span (url.full, url.query, ...).
+                .AddProcessor(new SecretRedactionProcessor());
             if (endpoint is not null)
                 tracing.AddOtlpExporter(o => Otlp(o, endpoint, "v1/traces"));
             return tracing.Build();
@@ -123,6 +128,35 @@ public static class Telemetry
         }
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}
+
+/// <summary>What telemetry may carry (section <c>Telemetry</c>).</summary>
+public sealed class TelemetryOptions
+{
+    public const string Section = "Telemetry";
+
+    /// <summary>
+    /// Whether prompt and output text may appear in logs and spans (OpenTelemetry's GenAI conventions: content capture
+    /// must be possible to turn off; here it is off unless turned on). Off by default: prompts are user data.
+    /// </summary>
+    public bool CaptureContent { get; set; }
+
+    /// <summary>With <see cref="CaptureContent"/> on, at most this many characters of a prompt or output are captured.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 1_000_000)]
+    public int CaptureContentMaxChars { get; set; } = 500;
+
+    /// <summary>
+    /// The first <see cref="CaptureContentMaxChars"/> characters of <paramref name="text"/> (never splitting a surrogate
+    /// pair), with an ellipsis when cut.
+    /// </summary>
+    public string Preview(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Length <= CaptureContentMaxChars)
+            return text;
+        var cut = char.IsHighSurrogate(text[CaptureContentMaxChars - 1]) ? CaptureContentMaxChars - 1 : CaptureContentMaxChars;
+        return string.Concat(text.AsSpan(0, cut), "…");
     }
 }
 

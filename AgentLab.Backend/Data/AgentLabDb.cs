@@ -17,6 +17,7 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
     public DbSet<ExecutionEventRecord> Events => Set<ExecutionEventRecord>();
     public DbSet<ExecutionLogRecord> Logs => Set<ExecutionLogRecord>();
     public DbSet<AgentLab.Backend.Graphs.GraphRecord> Graphs => Set<AgentLab.Backend.Graphs.GraphRecord>();
+    public DbSet<AgentLab.Backend.Streams.StreamTicketRecord> StreamTickets => Set<AgentLab.Backend.Streams.StreamTicketRecord>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -63,6 +64,13 @@ public sealed class AgentLabDb(DbContextOptions<AgentLabDb> options) : DbContext
             e.ToTable("graphs");
             e.HasKey(x => new { x.Owner, x.Name });
             e.Property(x => x.Definition).HasColumnType("jsonb");
+        });
+
+        modelBuilder.Entity<AgentLab.Backend.Streams.StreamTicketRecord>(e =>
+        {
+            e.ToTable("stream_tickets");
+            e.HasKey(x => x.Hash);
+            e.HasIndex(x => x.ExpiresAt).HasDatabaseName("stream_tickets_expires_idx");
         });
 
         // snake_case columns without a naming-convention package (none is available here).

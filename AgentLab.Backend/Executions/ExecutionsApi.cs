@@ -149,6 +149,7 @@ public static class ExecutionsApi
 
         AgentLabExecution.SetCurrentId(record.Id);
         loggers.CreateLogger(typeof(ExecutionsApi)).ExecutionAccepted(record.Id, record.Mode, queue.Count);
+        ContentCapture.PromptAccepted(request.HttpContext, record.Id, body.Prompt);   // only with Telemetry:CaptureContent
         held.Hold(record.Id);
         if (isAsync)
         {

@@ -26,6 +26,7 @@ public static class StreamsApi
 
         group.MapGet("/ws/executions/{id}", WebSocketAsync)
             .WithName("StreamExecutionWebSocket")
+            .RequireStreamCredential()         // bearer header, or ?ticket= from POST /api/v1/stream-tickets
             .WithSummary("An execution's events over a WebSocket")
             .WithDescription("Upgrade to a WebSocket; one text frame per event ({execution_id, seq, type, node?, data, ts}): every event after " +
                 "last_event_id (query, default 0), then the live ones; closes 1000 after the terminal event. Early closes carry " +
@@ -37,6 +38,7 @@ public static class StreamsApi
 
         group.MapGet("/executions/{id}/events", ServerSentEventsAsync)
             .WithName("StreamExecutionEvents")
+            .RequireStreamCredential()
             .WithSummary("An execution's events as Server-Sent Events")
             .WithDescription("text/event-stream: 'id: <seq>', 'event: <type>', 'data: <event json>' per event, every event after Last-Event-ID " +
                 "(header; or last_event_id in the query), then the live ones; ends after the terminal event. 204 when the execution " +

@@ -86,7 +86,8 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEv
 
             // A replay (same key), or a retry whose first commit did land, gets its row back before anything is counted.
             var existing = await db.Executions.AsNoTracking()
-                .FirstOrDefaultAsync(e => e.Id == record.Id || (key != null && e.IdempotencyKey == key), token).ConfigureAwait(false);
+                .FirstOrDefaultAsync(e => e.Id == record.Id || (key != null && e.Owner == record.Owner && e.IdempotencyKey == key), token)
+                .ConfigureAwait(false);
             if (existing is not null)
                 return new Created(existing, existing.Id == record.Id);
 
@@ -104,10 +105,11 @@ public sealed class ExecutionStore(AgentLabDb db, TimeProvider time, ExecutionEv
             }
             catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
             {
-                // Another owner's submit took the key meanwhile (the lock is per owner). EF Core rolled back to its
-                // savepoint, so the transaction is still usable to read that row.
+                // Keys are unique per owner and this owner's submits hold the lock, so this is a retried insert whose
+                // first commit landed. EF Core rolled back to its savepoint, so the transaction can still read the row.
                 db.ChangeTracker.Clear();
-                var other = await db.Executions.AsNoTracking().FirstOrDefaultAsync(e => e.IdempotencyKey == key, token).ConfigureAwait(false);
+                var other = await db.Executions.AsNoTracking()
+                    .FirstOrDefaultAsync(e => e.Id == record.Id || (e.Owner == record.Owner && e.IdempotencyKey == key), token).ConfigureAwait(false);
                 if (other is null)
                     throw;
                 return new Created(other, false);

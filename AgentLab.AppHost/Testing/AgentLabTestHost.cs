@@ -41,6 +41,10 @@ public sealed class AgentLabTestHost : IAsyncDisposable
             ["AppHost:EchoOutput"] = "false",
             ["Postgres:DataDirectory"] = Path.Combine(dataRoot, "postgres"),
             ["Postgres:ThrowAway"] = "true",
+            // End-to-end tests poll executions every 50 ms; the Backend's per-minute limits are tested on their own.
+            ["AppHost:Environment:backend:RateLimits__PerSubjectPerMinute"] = "1000000",
+            ["AppHost:Environment:backend:RateLimits__PerIpPerMinute"] = "1000000",
+            ["AppHost:Environment:backend:RateLimits__ExecutionsPerSubjectPerMinute"] = "1000000",
             // A key of its own: tests never touch the developer's .agentlab/dev-signing-key.
             ["Auth:SigningKey"] = AgentLab.ServiceDefaults.Security.AgentLabTokens.Encode(AgentLab.ServiceDefaults.Security.AgentLabTokens.NewKey()),
         };

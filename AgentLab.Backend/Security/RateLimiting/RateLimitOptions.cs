@@ -14,11 +14,14 @@ public sealed class RateLimitOptions
     /// <summary>Turns request limits off (the concurrent-executions cap stays; set it high to lift it).</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>Requests per minute of one authenticated subject (the token's <c>sub</c>), over every endpoint.</summary>
-    [Range(1, 10_000_000)] public int PerSubjectPerMinute { get; set; } = 120;
+    /// <summary>
+    /// Requests per minute of one authenticated subject (the token's <c>sub</c>), over every endpoint. 10 per second: a
+    /// browser UI that watches runs also refreshes history and metrics; the expensive call has its own limit below.
+    /// </summary>
+    [Range(1, 10_000_000)] public int PerSubjectPerMinute { get; set; } = 600;
 
     /// <summary>Requests per minute from one client address (IPv6: one /64), authenticated or not.</summary>
-    [Range(1, 10_000_000)] public int PerIpPerMinute { get; set; } = 600;
+    [Range(1, 10_000_000)] public int PerIpPerMinute { get; set; } = 1200;
 
     /// <summary><c>POST /api/v1/execute</c> per minute of one subject: each one costs model time.</summary>
     [Range(1, 10_000_000)] public int ExecutionsPerSubjectPerMinute { get; set; } = 30;

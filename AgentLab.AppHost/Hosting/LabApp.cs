@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using AgentLab.AppHost.Dashboard;
 
 namespace AgentLab.AppHost.Hosting;
 
@@ -13,6 +14,9 @@ internal sealed class LabRuntime(AppHostOptions options, TextWriter output, Reso
     public HttpClient Http { get; } = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(2) };
 
     public TextWriter Output { get; } = output;
+
+    /// <summary>Given to every project resource first (the dashboard's OTLP endpoint); anything declared wins over it.</summary>
+    public IReadOnlyDictionary<string, string> ServiceEnvironment { get; set; } = new Dictionary<string, string>();
 
     public bool Echo => options.EchoOutput;
 
@@ -35,6 +39,11 @@ internal sealed class LabRuntime(AppHostOptions options, TextWriter output, Reso
     public Dictionary<string, string> EnvironmentFor(LabResource resource)
     {
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (resource is ProjectResource)
+        {
+            foreach (var (key, value) in ServiceEnvironment)
+                environment[key] = value;
+        }
         foreach (var reference in resource.References)
         {
             foreach (var (key, value) in reference.GetReferenceConfiguration())
@@ -78,9 +87,10 @@ public sealed class LabApp : IAsyncDisposable
     private readonly IReadOnlyList<string> _readyNotes;
 
     internal LabApp(IReadOnlyList<LabResource> resources, AppHostOptions options, TextWriter output, ResourceContextFactory contexts,
-        IReadOnlyList<string>? readyNotes = null)
+        IReadOnlyList<string>? readyNotes = null, LabDashboard? dashboard = null)
     {
         _resources = resources;
+        Dashboard = dashboard;
         _readyNotes = readyNotes ?? [];
         _options = options;
         _output = output;
@@ -88,6 +98,9 @@ public sealed class LabApp : IAsyncDisposable
     }
 
     public IReadOnlyList<LabResource> Resources => _resources;
+
+    /// <summary>The dashboard and its telemetry, when enabled (<c>Dashboard:Enabled</c>).</summary>
+    public LabDashboard? Dashboard { get; }
 
     public LabResource GetResource(string name) =>
         _resources.FirstOrDefault(r => string.Equals(r.Name, name, StringComparison.OrdinalIgnoreCase))
@@ -100,6 +113,13 @@ public sealed class LabApp : IAsyncDisposable
             throw new InvalidOperationException("A LabApp starts once.");
         _order = TopologicalOrder(_resources);
         AssignPorts();
+        if (Dashboard is not null)
+        {
+            // First, so the services are started with the receiver's address and the URL is on screen while they start.
+            await Dashboard.StartAsync(this, ct).ConfigureAwait(false);
+            _runtime.ServiceEnvironment = Dashboard.ServiceEnvironment();
+            _runtime.Write($"dashboard: {Dashboard.Url} (telemetry in at {Dashboard.OtlpEndpoint})");
+        }
 
         foreach (var resource in _order)
         {
@@ -119,6 +139,8 @@ public sealed class LabApp : IAsyncDisposable
             throw;
         }
         _output.Write(StatusTable.Render(_order));
+        if (Dashboard?.Url is { } url)
+            _output.WriteLine($"Dashboard: {url}");
         foreach (var note in _readyNotes)
             _output.WriteLine(note);
     }
@@ -156,6 +178,9 @@ public sealed class LabApp : IAsyncDisposable
                 if (_runners.TryGetValue(resource, out var runner))
                     await runner.StopAsync().ConfigureAwait(false);
             }
+            // Last: the services' final export on shutdown still lands.
+            if (Dashboard is not null)
+                await Dashboard.DisposeAsync().ConfigureAwait(false);
             _runtime.Dispose();
         }
         finally

@@ -1,3 +1,4 @@
+using AgentLab.AppHost.Dashboard;
 using AgentLab.AppHost.Infrastructure;
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
@@ -104,8 +105,15 @@ public sealed class LabAppBuilder
     /// <summary>Lines printed once every resource is up (where to start: a token, a URL), after the status table.</summary>
     public List<string> ReadyNotes { get; } = [];
 
-    public LabApp Build() => new(_resources, Options, Output,
-        new ResourceContextFactory(RepositoryRoot, BuildConfiguration), ReadyNotes);
+    /// <summary>The <c>Dashboard</c> section (enabled by default).</summary>
+    public DashboardOptions DashboardOptions =>
+        Configuration.GetSection(DashboardOptions.Section).Get<DashboardOptions>() ?? new DashboardOptions();
+
+    public LabApp Build()
+    {
+        var dashboard = DashboardOptions is { Enabled: true } options ? new LabDashboard(options) : null;
+        return new(_resources, Options, Output, new ResourceContextFactory(RepositoryRoot, BuildConfiguration), ReadyNotes, dashboard);
+    }
 
     private static string FindRepositoryRoot()
     {

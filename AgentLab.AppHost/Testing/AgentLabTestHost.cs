@@ -39,6 +39,9 @@ public sealed class AgentLabTestHost : IAsyncDisposable
             ["AppHost:Ports:labservice"] = "0",
             ["AppHost:UseSimulator"] = "true",
             ["AppHost:EchoOutput"] = "false",
+            // The dashboard and its OTLP receiver on free ports: tests run side by side.
+            ["Dashboard:Port"] = "0",
+            ["Dashboard:OtlpPort"] = "0",
             ["Postgres:DataDirectory"] = Path.Combine(dataRoot, "postgres"),
             ["Postgres:ThrowAway"] = "true",
             // End-to-end tests poll executions every 50 ms; the Backend's per-minute limits are tested on their own.

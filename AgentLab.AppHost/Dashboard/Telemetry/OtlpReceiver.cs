@@ -149,9 +149,3 @@ public static class OtlpReceiver
 
     private sealed class BodyTooLargeException : Exception;
 }
-
-internal static partial class TelemetryLog
-{
-    [LoggerMessage(3001, LogLevel.Warning, "An OTLP {Signal} export could not be decoded and was refused with 400: {Reason}")]
-    public static partial void OtlpUndecodable(this ILogger logger, string signal, string reason);
-}

@@ -23,6 +23,8 @@ public sealed class TelemetryStore
     private readonly Ring<StoredSpan> _spans;
     // Spans of each trace in arrival order: a trace is read without scanning the window.
     private readonly Dictionary<string, List<StoredSpan>> _traces = new(StringComparer.Ordinal);
+    // Summaries computed once per change of their trace: the list is polled far more often than spans arrive.
+    private readonly Dictionary<string, TraceSummary> _summaries = new(StringComparer.Ordinal);
     private long _droppedSpans;
 
     private readonly Lock _logLock = new();
@@ -47,6 +49,9 @@ public sealed class TelemetryStore
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxSeries, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxSpans, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxLogRecords, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxMetricPoints, 1);
         Options = options;
         MaxSeries = maxSeries;
         _time = time;
@@ -104,10 +109,12 @@ public sealed class TelemetryStore
                     siblings.Remove(evicted);
                     if (siblings.Count == 0)
                         _traces.Remove(evicted.TraceId);
+                    _summaries.Remove(evicted.TraceId);
                 }
                 if (!_traces.TryGetValue(span.TraceId, out var trace))
                     _traces[span.TraceId] = trace = [];
                 trace.Add(span);
+                _summaries.Remove(span.TraceId);
             }
         }
     }
@@ -274,13 +281,15 @@ public sealed class TelemetryStore
         var summaries = new List<TraceSummary>();
         lock (_spanLock)
         {
-            foreach (var spans in _traces.Values)
+            foreach (var (traceId, spans) in _traces)
             {
-                if (query.Resource is { Length: > 0 } resource && !spans.Exists(s => s.Resource == resource))
+                if (!_summaries.TryGetValue(traceId, out var summary))
+                    _summaries[traceId] = summary = Summarize(spans);
+                if (query.Resource is { Length: > 0 } resource && !summary.Resources.Contains(resource))
                     continue;
-                if (query.ExecutionId is { Length: > 0 } executionId && !spans.Exists(s => s.ExecutionId == executionId))
+                if (query.ExecutionId is { Length: > 0 } executionId && !summary.ExecutionIds.Contains(executionId))
                     continue;
-                summaries.Add(Summarize(spans));
+                summaries.Add(summary);
             }
             var newest = summaries.OrderByDescending(s => s.Start).ThenBy(s => s.TraceId, StringComparer.Ordinal)
                 .Take(Math.Max(0, query.Limit)).ToList();

@@ -18,7 +18,7 @@ public sealed class TelemetryPipelineTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task Execution_ThroughTheLab_IsOneConnectedTraceWithLogsOfBothServicesAndARequestRate()
+    public async Task Execution_ThroughTheLab_IsOneConnectedTraceWithLogsOfBothServicesAndRates()
     {
         await using var lab = await AgentLabTestHost.StartAsync(
             new Dictionary<string, string?> { ["Dashboard:MetricExportIntervalMilliseconds"] = "1000" }, Ct).WaitAsync(TimeSpan.FromMinutes(2), Ct);
@@ -43,6 +43,10 @@ public sealed class TelemetryPipelineTests
             var chart = dashboard.Telemetry.GetMetrics("backend", TimeSpan.FromMinutes(15)).Charts.Single(c => c.Id == "request_rate");
             return chart.Series.SingleOrDefault(s => s.Resource == "backend") is { } series && series.Points.Any(p => p.Value > 0) ? series : null;
         }, "a request rate of the backend");
+        // One model call is enough for a tokens/s point: its series is new since LabService's previous export.
+        var tokens = await PollAsync(() => dashboard.Telemetry.GetMetrics("labservice", TimeSpan.FromMinutes(15)).Charts
+            .Single(c => c.Id == "tokens_per_second").Series.SingleOrDefault(s => s.Name == "output" && s.Points.Any(p => p.Value > 0)),
+            "an output tokens/s point of labservice");
         using var api = new HttpClient { BaseAddress = dashboard.Url };
         using var listed = await api.GetAsync($"api/traces?execution_id={executionId}", Ct).WaitAsync(Bound, Ct);
         var summaries = JsonDocument.Parse(await listed.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("traces");
@@ -54,6 +58,7 @@ public sealed class TelemetryPipelineTests
         Assert.Single(trace.Spans, s => s.Depth == 0);
         Assert.All(logs, r => Assert.Equal(executionId, r.ExecutionId));
         Assert.Contains(rate.Points, p => p.Value > 0);
+        Assert.Equal("labservice", tokens.Resource);
         Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
         Assert.Contains(summaries.EnumerateArray(), t => t.GetProperty("trace_id").GetString() == trace.TraceId);
     }

@@ -14,6 +14,13 @@ public readonly record struct MetricPoint(
     double[]? Bounds = null,
     bool Histogram = false);
 
+/// <summary>The points of one series, oldest first.</summary>
+/// <param name="NewSinceNanos">
+/// When known, the time before which the series did not exist (the resource's previous export, or the start time of
+/// its first export): its first cumulative point is then all new over that span. 0 = unknown (the first point is a baseline).
+/// </param>
+public readonly record struct SeriesPoints(IReadOnlyList<MetricPoint> Points, ulong NewSinceNanos = 0);
+
 /// <summary>What changed over one export interval, summed across the series (attribute sets) given.</summary>
 /// <param name="Value">Σ Δsum (numbers) or Σ Δcount (histograms).</param>
 /// <param name="Buckets">Σ Δbucket counts (histograms whose bounds match the first series seen), else null.</param>
@@ -32,12 +39,16 @@ public static class MetricMath
     /// first appears after the first export is new since the previous one (cumulative exporters send every series
     /// each time), so all of its value is that interval's. Delta points are the change since their own start time.
     /// </summary>
-    public static IReadOnlyList<MetricInterval> Intervals(IEnumerable<IReadOnlyList<MetricPoint>> series)
+    public static IReadOnlyList<MetricInterval> Intervals(IEnumerable<IReadOnlyList<MetricPoint>> series) =>
+        Intervals(series.Select(points => new SeriesPoints(points)));
+
+    /// <inheritdoc cref="Intervals(IEnumerable{IReadOnlyList{MetricPoint}})"/>
+    public static IReadOnlyList<MetricInterval> Intervals(IEnumerable<SeriesPoints> series)
     {
-        var all = series.Select(Ordered).Where(s => s.Count > 0).ToList();
-        var times = all.SelectMany(s => s).Select(p => p.TimeNanos).Distinct().Order().ToArray();
+        var all = series.Select(s => (Points: Ordered(s.Points), s.NewSinceNanos)).Where(s => s.Points.Count > 0).ToList();
+        var times = all.SelectMany(s => s.Points).Select(p => p.TimeNanos).Distinct().Order().ToArray();
         var byTime = new SortedDictionary<ulong, Accumulator>();
-        foreach (var points in all)
+        foreach (var (points, newSince) in all)
         {
             for (var j = 0; j < points.Count; j++)
             {
@@ -52,6 +63,11 @@ public static class MetricMath
                     if (from == 0)
                         continue;
                     seconds = (current.TimeNanos - from) / 1e9;
+                    change = current;
+                }
+                else if (j == 0 && newSince > 0 && newSince < current.TimeNanos)
+                {
+                    seconds = (current.TimeNanos - newSince) / 1e9;
                     change = current;
                 }
                 else

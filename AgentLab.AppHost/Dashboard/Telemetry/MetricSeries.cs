@@ -21,6 +21,9 @@ internal sealed class MetricSeries
     public required IReadOnlyDictionary<string, object?> Attributes { get; init; }
     public Ring<MetricPoint> Points { get; private init; } = NoPoints;
 
+    /// <summary>See <see cref="SeriesPoints.NewSinceNanos"/>; cleared once a point is dropped (the first kept point is then old).</summary>
+    public ulong NewSinceNanos { get; set; }
+
     /// <summary>The store's clock at the last update: the least recently updated series is evicted first.</summary>
     public long Touched { get; set; }
 

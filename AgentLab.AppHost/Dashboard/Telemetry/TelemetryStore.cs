@@ -34,6 +34,8 @@ public sealed class TelemetryStore
 
     private readonly Lock _metricLock = new();
     private readonly Dictionary<string, MetricSeries> _series = new(StringComparer.Ordinal);
+    // The newest point time per resource: a series first seen after it is new since that export.
+    private readonly Dictionary<string, ulong> _lastExport = new(StringComparer.Ordinal);
     private long _metricClock;
     private long _droppedPoints;
     private long _droppedSeries;
@@ -163,6 +165,8 @@ public sealed class TelemetryStore
 
         lock (_metricLock)
         {
+            var previousExport = received.Select(r => r.Shape.Resource).Distinct()
+                .ToDictionary(r => r, r => _lastExport.GetValueOrDefault(r), StringComparer.Ordinal);
             foreach (var (shape, points) in received)
             {
                 if (!_series.TryGetValue(shape.Key, out var series))
@@ -170,6 +174,9 @@ public sealed class TelemetryStore
                     if (_series.Count >= MaxSeries)
                         EvictLeastRecentlyUpdated();
                     series = shape.WithCapacity(Options.MaxMetricPoints);
+                    // New since the resource's previous export; on its first export, since the start of its counts.
+                    series.NewSinceNanos = previousExport[shape.Resource] is > 0 and var previous ? previous
+                        : points.Count > 0 ? points[0].StartNanos : 0;
                     _series[shape.Key] = series;
                 }
                 series.Touched = ++_metricClock;
@@ -178,9 +185,17 @@ public sealed class TelemetryStore
                     if (series.Points.Count > 0 && point.TimeNanos <= series.Points.Newest.TimeNanos)
                         continue; // a repeated or late export: the series is in time order
                     if (series.Points.Add(point, out _))
+                    {
                         _droppedPoints++;
+                        series.NewSinceNanos = 0;
+                    }
+                    if (point.TimeNanos > _lastExport.GetValueOrDefault(shape.Resource))
+                        _lastExport[shape.Resource] = point.TimeNanos;
                 }
             }
+            // Service names are few; a sender inventing one per export must not grow this without bound.
+            if (_lastExport.Count > MaxSeries)
+                _lastExport.Clear();
         }
     }
 
@@ -383,7 +398,7 @@ public sealed class TelemetryStore
     {
         var since = OtlpValues.Nanos(_time.GetUtcNow() - window);
         List<MetricSeries> durations = [], tokens = [];
-        var snapshots = new Dictionary<MetricSeries, MetricPoint[]>();
+        var snapshots = new Dictionary<MetricSeries, SeriesPoints>();
         var instruments = new Dictionary<(string Resource, string Name), InstrumentView>();
         long droppedPoints, droppedSeries;
         lock (_metricLock)
@@ -402,7 +417,7 @@ public sealed class TelemetryStore
                     tokens.Add(series);
                 else
                     continue;
-                snapshots[series] = series.Points.ToArray();
+                snapshots[series] = new SeriesPoints(series.Points.ToArray(), series.NewSinceNanos);
             }
             droppedPoints = _droppedPoints;
             droppedSeries = _droppedSeries;
@@ -412,7 +427,7 @@ public sealed class TelemetryStore
         var latency = new List<ChartSeries>();
         foreach (var group in durations.GroupBy(s => s.Resource).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
-            var intervals = MetricMath.Intervals(group.Select(s => (IReadOnlyList<MetricPoint>)snapshots[s]))
+            var intervals = MetricMath.Intervals(group.Select(s => snapshots[s]))
                 .Where(i => i.TimeNanos >= since).ToList();
             var toMs = UnitToMilliseconds(group.First().Unit);
             rate.Add(new ChartSeries(group.Key, group.Key, intervals.Where(i => i.Seconds > 0).Select(i => Point(i.TimeNanos, i.Rate)).ToList()));
@@ -424,7 +439,7 @@ public sealed class TelemetryStore
         foreach (var group in tokens.GroupBy(s => (s.Resource, Type: s.Attributes.GetValueOrDefault(TokenTypeAttribute) as string ?? "tokens"))
                      .OrderBy(g => g.Key.Resource, StringComparer.Ordinal).ThenByDescending(g => g.Key.Type, StringComparer.Ordinal))
         {
-            var intervals = MetricMath.Intervals(group.Select(s => (IReadOnlyList<MetricPoint>)snapshots[s]));
+            var intervals = MetricMath.Intervals(group.Select(s => snapshots[s]));
             tokensPerSecond.Add(new ChartSeries(group.Key.Resource, group.Key.Type,
                 intervals.Where(i => i.TimeNanos >= since && i.Seconds > 0).Select(i => Point(i.TimeNanos, i.Rate)).ToList()));
         }

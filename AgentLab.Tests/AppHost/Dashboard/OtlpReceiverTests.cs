@@ -198,14 +198,18 @@ public sealed class OtlpReceiverTests
         var view = receiver.Store.GetMetrics(service, TimeSpan.FromMinutes(15));
         ChartSeries Series(string chart, string name) => view.Charts.Single(c => c.Id == chart).Series.Single(s => s.Name == name);
 
-        var rate = Assert.Single(Series("request_rate", service).Points).Value;
-        var tokenRate = Assert.Single(Series("tokens_per_second", "output").Points).Value;
+        // Two points each: the first export counts from the SDK's start time, the second from the first export.
+        var rates = Series("request_rate", service).Points;
+        var tokenRates = Series("tokens_per_second", "output").Points;
+        Assert.Equal((2, 2), (rates.Count, tokenRates.Count));
+        var (rate, tokenRate) = (rates[1].Value, tokenRates[1].Value);
         // 4 requests and 30 tokens over (nearly: each instrument has its own export time) the same interval.
         Assert.True(rate > 0);
         Assert.InRange(tokenRate / rate, 30.0 / 4 * 0.98, 30.0 / 4 * 1.02);
         // Δbuckets: 4 in (0.1, 0.25]: p50 = 0.1 + 0.15 * 2/4, p95 = 0.1 + 0.15 * 3.8/4 (seconds → ms).
-        Assert.Equal(175, Assert.Single(Series("latency", service + " p50").Points).Value, 6);
-        Assert.Equal(242.5, Assert.Single(Series("latency", service + " p95").Points).Value, 6);
+        // The first export: one request of 0.05 s in (0, 0.1]: p50 = 0.05 s.
+        Assert.Equal([50.0, 175.0], Series("latency", service + " p50").Points.Select(p => Math.Round(p.Value, 6)));
+        Assert.Equal(242.5, Series("latency", service + " p95").Points[1].Value, 6);
         var instruments = view.Instruments.ToDictionary(i => i.Name);
         Assert.Equal(("histogram", "s", 3), (instruments["http.server.request.duration"].Type, instruments["http.server.request.duration"].Unit,
             instruments["http.server.request.duration"].Points));

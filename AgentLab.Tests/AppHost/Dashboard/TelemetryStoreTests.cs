@@ -395,15 +395,31 @@ public sealed class TelemetryStoreTests
         var view = store.GetMetrics(null, TimeSpan.FromMinutes(15));
         ChartSeries Series(string chart, string name) => view.Charts.Single(c => c.Id == chart).Series.Single(x => x.Name == name);
 
-        // Δ: /a +2 in the first bucket, /b +2 in the second: 4 requests in 10 s; p50 at the first bucket's top.
-        Assert.Equal(0.4, Assert.Single(Series("request_rate", "backend").Points).Value, 9);
-        Assert.Equal(100, Assert.Single(Series("latency", "backend p50").Points).Value, 6);
-        Assert.Equal(190, Assert.Single(Series("latency", "backend p95").Points).Value, 6);
-        Assert.Equal(5, Assert.Single(Series("tokens_per_second", "output").Points).Value, 9);
+        // First export: all 6 requests since the start time, 40 s before; p50 = rank 3 of 5 in the first bucket.
+        // Then Δ: /a +2 in the first bucket, /b +2 in the second: 4 requests in 10 s; p50 at the first bucket's top.
+        Assert.Equal([0.15, 0.4], Series("request_rate", "backend").Points.Select(p => Math.Round(p.Value, 9)));
+        Assert.Equal([60.0, 100.0], Series("latency", "backend p50").Points.Select(p => Math.Round(p.Value, 6)));
+        Assert.Equal(190, Series("latency", "backend p95").Points[^1].Value, 6);
+        Assert.Equal([2.5, 5.0], Series("tokens_per_second", "output").Points.Select(p => Math.Round(p.Value, 9)));
         Assert.Equal("labservice", Series("tokens_per_second", "output").Resource);
         Assert.Empty(store.GetMetrics("labservice", TimeSpan.FromMinutes(15)).Charts.Single(c => c.Id == "request_rate").Series);
         var durations = view.Instruments.Single(i => i.Name == "http.server.request.duration");
         Assert.Equal(("backend", "s", "histogram", 4, 2), (durations.Resource, durations.Unit, durations.Type, durations.Points, durations.Series));
+    }
+
+    [Fact]
+    public void GetMetrics_SeriesFirstSeenAfterAnExport_CountsWholeSinceThatExport()
+    {
+        var store = NewStore();
+        var start = OtlpFake.Now - OtlpFake.Seconds(600);
+        var (t0, t1) = (OtlpFake.Now - OtlpFake.Seconds(20), OtlpFake.Now - OtlpFake.Seconds(10));
+        store.Add(OtlpFake.Metrics("labservice", OtlpFake.Counter("process.cpu.count", start, t0, 2)));
+
+        store.Add(OtlpFake.Metrics("labservice", OtlpFake.Counter("agentlab.model.tokens", start, t1, 40, attributes: [("gen_ai.token.type", "output")])));
+        var points = store.GetMetrics(null, TimeSpan.FromMinutes(15)).Charts.Single(c => c.Id == "tokens_per_second").Series.Single().Points;
+
+        // The first model call came after the export at t0: 40 tokens in the 10 s since, not in the 590 s since start.
+        Assert.Equal(4.0, Assert.Single(points).Value, 9);
     }
 
     [Fact]

@@ -33,7 +33,8 @@ public static class TelemetryApi
         LogLevelName? minLevel = null;
         if (!string.IsNullOrEmpty(level))
         {
-            if (!Enum.TryParse<LogLevelName>(level, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+            // Names only: Enum.TryParse would also take "3".
+            if (!level.All(char.IsAsciiLetter) || !Enum.TryParse<LogLevelName>(level, ignoreCase: true, out var parsed))
             {
                 return Problems.Create(StatusCodes.Status400BadRequest, "invalid_query", "Unknown log level",
                     $"level '{level}' is not one of trace, debug, information, warning, error, critical.");

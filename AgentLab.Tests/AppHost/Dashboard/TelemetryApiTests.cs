@@ -73,6 +73,7 @@ public sealed class TelemetryApiTests : IAsyncLifetime
 
     [Theory]
     [InlineData("/api/logs?level=loud")]
+    [InlineData("/api/logs?level=3")]
     [InlineData("/api/logs?limit=0")]
     [InlineData("/api/traces?limit=many")]
     [InlineData("/api/metrics?minutes=-5")]

@@ -20,6 +20,7 @@ internal sealed class ResourceRunner(
     private SupervisedProcess? _current;
     private Task _loop = Task.CompletedTask;
     private volatile bool _shutDown;
+    private volatile string? _inProgress; // the action that holds the gate, so the page offers nothing meanwhile
     private bool _prepared;
 
     public LabResource Resource => resource;
@@ -42,6 +43,8 @@ internal sealed class ResourceRunner(
             return "the lab is stopping.";
         var state = resource.State;
         var name = $"{resource.Name} is {state.ToString().ToLowerInvariant()}";
+        if (_inProgress is { } running)
+            return $"{name}: a {running} asked earlier is still in progress (a stop waits up to {runtime.StopGrace.TotalSeconds:0} s for the process to end).";
         return action switch
         {
             ResourceAction.Stop => state is ResourceState.Starting or ResourceState.Running or ResourceState.Unhealthy or ResourceState.Restarting
@@ -70,7 +73,10 @@ internal sealed class ResourceRunner(
     /// </summary>
     public Task StopByUserAsync() => ActAsync(ResourceAction.Stop, async () =>
     {
+        // Shown while it goes on: a server with open clients can take the whole grace (PostgreSQL's smart shutdown).
+        resource.Message = $"stopping: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
         await StopLoopAsync().ConfigureAwait(false);
+        resource.Message = "stopped from the dashboard";
         resource.SetState(ResourceState.Exited);
     });
 
@@ -84,6 +90,7 @@ internal sealed class ResourceRunner(
     /// <summary>Stop (when it has a process), then start at once; a restarting or failed one starts without its backoff.</summary>
     public Task RestartByUserAsync() => ActAsync(ResourceAction.Restart, async () =>
     {
+        resource.Message = $"restarting: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
         await StopLoopAsync().ConfigureAwait(false);
         BeginLoop();
     });
@@ -96,8 +103,17 @@ internal sealed class ResourceRunner(
             // Checked again under the gate: the state may have moved since the caller looked.
             if (WhyNot(action) is { } why)
                 throw new ResourceActionException(action, why);
-            runtime.Write($"{resource.Name}: {action.ToString().ToLowerInvariant()} asked from the dashboard");
-            await act().ConfigureAwait(false);
+            var verb = action.ToString().ToLowerInvariant();
+            runtime.Write($"{resource.Name}: {verb} asked from the dashboard");
+            _inProgress = verb;
+            try
+            {
+                await act().ConfigureAwait(false);
+            }
+            finally
+            {
+                _inProgress = null;
+            }
         }
         finally
         {

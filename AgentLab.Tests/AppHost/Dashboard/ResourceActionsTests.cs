@@ -38,6 +38,17 @@ public sealed class ResourceActionsTests
         Assert.DoesNotContain("hunter2", external.ToString());
     }
 
+    [Theory]
+    [InlineData("db (Host=db.example;Password=hunter2;Database=x) did not answer", "db (Host=db.example;Password=***;Database=x) did not answer")]
+    [InlineData("Username=u; PWD = hunter2)", "Username=u; PWD=***)")]
+    [InlineData("exited with code 3; restart 1 in 0.05 s", "exited with code 3; restart 1 in 0.05 s")]
+    public void Message_WithAConnectionStringPassword_IsRedacted(string message, string shown)
+    {
+        var redacted = AgentLab.AppHost.Dashboard.ResourcesApi.Redact(message);
+
+        Assert.Equal(shown, redacted);
+    }
+
     [Fact]
     public async Task Stop_RunningResource_ExitsKillsTheProcessAndStaysDown()
     {

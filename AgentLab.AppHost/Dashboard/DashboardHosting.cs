@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -33,9 +34,10 @@ public static class DashboardHosting
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        // An appsettings.json in the output folder (a service's, copied by the project references) would turn
-        // Microsoft.Hosting.Lifetime back to Information: its rules are dropped, after the configuration applied them.
-        builder.Services.Configure<LoggerFilterOptions>(filters => filters.Rules.Clear());
+        // Configured only through DashboardOptions: the appsettings.json in the output folder is the Backend's (copied
+        // by the build-order project references) and would, e.g., turn Microsoft.Hosting.Lifetime back to Information.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration.AddInMemoryCollection(); // UseUrls and the like write settings into it
         return builder;
     }
 }

@@ -128,6 +128,7 @@ export function formatDateTime(iso) {
 
 export function formatMs(ms) {
   if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
+  if (ms === 0) return '0 ms';
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 1000) return `${ms.toFixed(1)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;

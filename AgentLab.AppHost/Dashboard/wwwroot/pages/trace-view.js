@@ -66,8 +66,12 @@ export function render(main, { id }, signal) {
       span.status === 'error' ? h('span', { class: 'badge error' }, 'error') : null,
       h('span', { class: 'muted small' }, span.resource));
     label.style.paddingLeft = `${0.5 + depth * 1.1}rem`;
-    const track = h('div', { class: 'track' }, bar, h('span', { class: 'duration' }, formatMs(span.duration_ms)));
-    if (left > 60) track.classList.add('late'); // the duration text goes left of a late bar
+    // The duration goes right of the bar, left of a late one, or inside one that spans (nearly) everything.
+    const duration = h('span', { class: 'duration' }, formatMs(span.duration_ms));
+    if (left + width <= 85) duration.style.left = `calc(${left + width}% + 6px)`;
+    else if (left >= 15) duration.style.right = `calc(${100 - left}% + 6px)`;
+    else { duration.classList.add('inside'); duration.style.right = `calc(${100 - left - width}% + 6px)`; }
+    const track = h('div', { class: 'track' }, bar, duration);
     const summary = span.is_gen_ai ? genAiSummary(span.attributes || {}) : null;
     const row = h('div', {
       class: `span-row${span.is_gen_ai ? ' gen-ai' : ''}${span.span_id === selected ? ' selected' : ''}`,

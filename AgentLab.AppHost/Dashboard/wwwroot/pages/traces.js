@@ -32,7 +32,7 @@ export function render(main, { params }, signal) {
     if (json === last) return;
     last = json;
     const traces = body?.traces || [];
-    summary.textContent = `${traces.length} shown · ${body?.kept ?? 0} spans kept of ${body?.capacity ?? '?'}` + (body?.dropped ? ` · ${body.dropped} dropped` : '');
+    summary.textContent = `${traces.length} shown · ${body?.kept ?? 0} kept of ${body?.capacity ?? '?'}` + (body?.dropped ? ` · ${body.dropped} dropped` : '');
     tbody.replaceChildren(...traces.map(row));
     if (!traces.length) {
       tbody.append(h('tr', null, h('td', { colspan: 6, class: 'muted' },

@@ -60,8 +60,9 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         await modelCall.ClickAsync();
         await Expect(page.Locator("[data-testid='span-details'] tr.highlight[data-key='gen_ai.request.model']")).ToBeVisibleAsync();
 
-        var tree = await rows.EvaluateAllAsync<SpanRow[]>(
-            "rows => rows.map(r => ({ Id: r.dataset.spanId, Parent: r.dataset.parentSpanId ?? null, Resource: r.dataset.resource, GenAi: r.dataset.genAi === 'true' }))");
+        var json = await rows.EvaluateAllAsync<string>(
+            "rows => JSON.stringify(rows.map(r => ({ id: r.dataset.spanId, parent: r.dataset.parentSpanId ?? null, resource: r.dataset.resource, genAi: r.dataset.genAi === 'true' })))");
+        var tree = JsonSerializer.Deserialize<SpanRow[]>(json, JsonSerializerOptions.Web)!;
         var path = await ScreenshotAsync(page);
         output.WriteLine($"screenshot: {path}");
 

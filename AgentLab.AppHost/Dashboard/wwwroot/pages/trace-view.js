@@ -64,7 +64,8 @@ export function render(main, { id }, signal) {
       h('span', { class: 'name' }, span.name),
       span.is_gen_ai ? h('span', { class: 'badge gen-ai', title: 'Model call (gen_ai.* attributes)' }, 'AI') : null,
       span.status === 'error' ? h('span', { class: 'badge error' }, 'error') : null,
-      h('span', { class: 'muted small' }, span.resource));
+      h('span', { class: 'muted small' }, span.resource),
+      hint(span) ? h('span', { class: 'hint small', title: hint(span) }, hint(span)) : null);
     label.style.paddingLeft = `${0.5 + depth * 1.1}rem`;
     // The duration goes right of the bar, left of a late one, or inside one that spans (nearly) everything.
     const duration = h('span', { class: 'duration' }, formatMs(span.duration_ms));
@@ -105,6 +106,14 @@ export function render(main, { id }, signal) {
           Object.keys(e.attributes || {}).length ? attributeTable(e.attributes) : null)))
         : h('p', { class: 'muted' }, 'No events.'));
   }
+}
+
+/** What a bare span name ("GET", "postgresql") leaves out: its route, URL or statement, shortened. */
+function hint(span) {
+  const a = span.attributes || {};
+  const value = ['http.route', 'url.path', 'url.full', 'db.query.text', 'db.statement'].map((k) => a[k]).find((v) => typeof v === 'string' && v);
+  if (!value || span.name.includes(value)) return '';
+  return value.length > 80 ? `${value.slice(0, 79)}…` : value;
 }
 
 /** "mistral:7b · 12 in / 40 out · stop" from the GenAI semantic conventions' attributes. */

@@ -88,6 +88,6 @@ function niceTicks(max) {
 }
 
 function formatNumber(v) {
-  if (v >= 1000) return `${(v / 1000).toPrecision(3)}k`;
+  if (v >= 1000) return `${Number((v / 1000).toPrecision(3))}k`;
   return Number(v.toPrecision(3)).toString();
 }

@@ -44,7 +44,7 @@ export function render(main, { params }, signal) {
 function row(trace) {
   const href = `#/traces/${encodeURIComponent(trace.trace_id)}`;
   return h('tr', {
-    class: `trace status-${trace.status}`, tabindex: '0',
+    class: `trace trace-${trace.status}`, tabindex: '0',
     data: { 'trace-id': trace.trace_id, status: trace.status },
     onclick: () => { location.hash = href; },
     onkeydown: (event) => { if (event.key === 'Enter') location.hash = href; },

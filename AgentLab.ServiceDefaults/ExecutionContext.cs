@@ -116,6 +116,32 @@ internal sealed class ExecutionLogScopeMiddleware(RequestDelegate next, ILoggerF
     }
 }
 
+/// <summary>
+/// Puts <c>agentlab.execution_id</c> on each OpenTelemetry log record as it is written. The request's log scope cannot
+/// do it for OTLP: the batch exporter keeps the scope object and enumerates it later on its own thread, where no
+/// execution is current (seen: no exported log carried the ID). Runs before the exporter's processor.
+/// </summary>
+internal sealed class ExecutionIdLogProcessor : BaseProcessor<OpenTelemetry.Logs.LogRecord>
+{
+    public override void OnEnd(OpenTelemetry.Logs.LogRecord data)
+    {
+        if (AgentLabExecution.CurrentId is not { } id)
+            return;
+        var attributes = data.Attributes;
+        if (attributes is not null)
+        {
+            foreach (var attribute in attributes)
+            {
+                if (attribute.Key == AgentLabExecution.ExecutionIdKey)
+                    return;
+            }
+        }
+        var withId = attributes is null ? new List<KeyValuePair<string, object?>>(1) : new List<KeyValuePair<string, object?>>(attributes);
+        withId.Add(new(AgentLabExecution.ExecutionIdKey, id));
+        data.Attributes = withId;
+    }
+}
+
 /// <summary>Stamps <c>agentlab.execution_id</c> on every span started while one is in baggage.</summary>
 internal sealed class ExecutionIdProcessor : BaseProcessor<Activity>
 {

@@ -86,7 +86,9 @@ public static class Telemetry
                 o.ParseStateValues = true;
                 o.SetResourceBuilder(resource);
             });
-            builder.Services.ConfigureOpenTelemetryLoggerProvider(logs => logs.AddOtlpExporter(o => Otlp(o, endpoint, "v1/logs")));
+            builder.Services.ConfigureOpenTelemetryLoggerProvider(logs => logs
+                .AddProcessor(new ExecutionIdLogProcessor())
+                .AddOtlpExporter(o => Otlp(o, endpoint, "v1/logs")));
         }
 
         // Hosted services start in registration order: go first so the providers listen before Kestrel accepts.

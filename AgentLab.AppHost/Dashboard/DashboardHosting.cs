@@ -33,6 +33,9 @@ public static class DashboardHosting
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        // An appsettings.json in the output folder (a service's, copied by the project references) would turn
+        // Microsoft.Hosting.Lifetime back to Information: its rules are dropped, after the configuration applied them.
+        builder.Services.Configure<LoggerFilterOptions>(filters => filters.Rules.Clear());
         return builder;
     }
 }

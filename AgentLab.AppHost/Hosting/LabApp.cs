@@ -79,7 +79,8 @@ public sealed class LabApp : IAsyncDisposable
     private readonly AppHostOptions _options;
     private readonly TextWriter _output;
     private readonly LabRuntime _runtime;
-    private readonly Dictionary<LabResource, ResourceRunner> _runners = [];
+    // Replaced whole, never changed in place: the dashboard reads it from its own threads while the lab starts.
+    private volatile Dictionary<LabResource, ResourceRunner> _runners = [];
     private readonly SemaphoreSlim _stopGate = new(1, 1);
     private IReadOnlyList<LabResource> _order = [];
     private bool _stopped;
@@ -121,11 +122,13 @@ public sealed class LabApp : IAsyncDisposable
             _runtime.Write($"dashboard: {Dashboard.Url} (telemetry in at {Dashboard.OtlpEndpoint})");
         }
 
+        var runners = new Dictionary<LabResource, ResourceRunner>();
         foreach (var resource in _order)
         {
             resource.StateChanged += OnStateChanged;
-            _runners[resource] = new ResourceRunner(resource, _runtime);
+            runners[resource] = new ResourceRunner(resource, _runtime);
         }
+        _runners = runners;
         foreach (var resource in _order)
             _runners[resource].Start([.. resource.WaitsFor.Select(d => _runners[d])]);
 
@@ -187,6 +190,39 @@ public sealed class LabApp : IAsyncDisposable
         {
             _stopGate.Release();
         }
+    }
+
+    /// <summary>
+    /// Stops one resource as the dashboard asks: SIGTERM, grace, SIGKILL; state Exited and no automatic restart.
+    /// Resources that depend on it are not stopped. Returns once its process is gone. Throws
+    /// <see cref="KeyNotFoundException"/> for an unknown name and <see cref="ResourceActionException"/> when there is
+    /// nothing to stop (an external resource, an exited one, the lab stopping).
+    /// </summary>
+    public Task StopResourceAsync(string name) => RunnerFor(name, ResourceAction.Stop).StopByUserAsync();
+
+    /// <summary>Starts an exited (or failed) resource again: a new process, Running once its readiness check passes. Returns once it began.</summary>
+    public Task StartResourceAsync(string name) => RunnerFor(name, ResourceAction.Start).StartByUserAsync();
+
+    /// <summary>Stop, then start at once (a restarting or failed resource skips its backoff). Returns once the new start began.</summary>
+    public Task RestartResourceAsync(string name) => RunnerFor(name, ResourceAction.Restart).RestartByUserAsync();
+
+    /// <summary>What may be asked of <paramref name="resource"/> now (the dashboard's buttons).</summary>
+    public IReadOnlyList<ResourceAction> AvailableActions(LabResource resource) =>
+        _runners.TryGetValue(resource, out var runner) ? runner.AvailableActions() : [];
+
+    /// <summary>Null when <paramref name="action"/> may be asked of <paramref name="resource"/> now, else why not.</summary>
+    public string? WhyNot(LabResource resource, ResourceAction action) =>
+        _runners.TryGetValue(resource, out var runner)
+            ? runner.WhyNot(action)
+            : $"{resource.Name} is not started yet: the lab is still starting (or it stopped).";
+
+    private ResourceRunner RunnerFor(string name, ResourceAction action)
+    {
+        var resource = GetResource(name);
+        // The runners are made once at start and never removed, so a lookup without a lock is safe after StartAsync.
+        return _runners.TryGetValue(resource, out var runner)
+            ? runner
+            : throw new ResourceActionException(action, WhyNot(resource, action)!);
     }
 
     /// <summary>Starts, stays up until Ctrl+C / SIGTERM (or <paramref name="ct"/>), stops. Returns the exit code.</summary>

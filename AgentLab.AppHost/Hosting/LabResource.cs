@@ -31,8 +31,17 @@ public abstract class LabResource(string name)
     /// <summary>The OS process of its latest start, if it runs one (tests use it to simulate a crash).</summary>
     public int? ProcessId { get; internal set; }
 
-    /// <summary>Times it was started again after exiting on its own.</summary>
+    /// <summary>
+    /// Times it was started again after exiting on its own (crash restarts only: a stop, start or restart asked for
+    /// from the dashboard is not counted).
+    /// </summary>
     public int RestartCount { get; internal set; }
+
+    /// <summary>When its current process became ready (uptime starts here); null while it has no ready process.</summary>
+    public DateTimeOffset? StartedAt { get; internal set; }
+
+    /// <summary>What sort of resource it is, for the dashboard.</summary>
+    public abstract ResourceKind Kind { get; }
 
     /// <summary>Why it failed or what it is waiting for, for the status table.</summary>
     public string? Message { get; internal set; }
@@ -139,6 +148,8 @@ public abstract class LabResource(string name)
 /// <summary>One of our .NET services, run from its build output: <c>dotnet bin/{Config}/net10.0/{Project}.dll --urls ...</c>.</summary>
 public sealed class ProjectResource(string name, string projectName) : LabResource(name)
 {
+    public override ResourceKind Kind => ResourceKind.Project;
+
     public string ProjectName { get; } = projectName;
 
     /// <summary>When set, the project also exports a connection string built from its endpoint (the simulator does).</summary>
@@ -177,6 +188,8 @@ public sealed class ProjectResource(string name, string projectName) : LabResour
 /// <summary>Any process, described by a factory that receives the environment built from references.</summary>
 public sealed class ExecutableResource(string name, Func<ResourceContext, ProcessSpec> factory) : LabResource(name)
 {
+    public override ResourceKind Kind => ResourceKind.Executable;
+
     protected override bool ExportsServiceEndpoint => Endpoint is not null;
 
     internal override ProcessSpec CreateProcess(ResourceContext context)
@@ -193,6 +206,8 @@ public sealed class ExecutableResource(string name, Func<ResourceContext, Proces
 /// <summary>Something already running elsewhere, known only by its connection string (no process to start).</summary>
 public sealed class ExternalResource(string name, string connectionString) : LabResource(name)
 {
+    public override ResourceKind Kind => ResourceKind.External;
+
     public override string? ConnectionString { get; } = connectionString;
 
     internal override ProcessSpec? CreateProcess(ResourceContext context) => null;
@@ -205,6 +220,8 @@ public sealed class InfrastructureResource(IInfrastructureRecipe recipe, TextWri
     private int _afterReadyDone;
 
     public IInfrastructureRecipe Recipe { get; } = recipe;
+
+    public override ResourceKind Kind => ResourceKind.Infrastructure;
 
     public override IEnumerable<KeyValuePair<string, string>> GetReferenceConfiguration() => Recipe.ExportedEnvironment;
 

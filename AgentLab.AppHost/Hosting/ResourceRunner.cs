@@ -4,17 +4,24 @@ namespace AgentLab.AppHost.Hosting;
 
 /// <summary>
 /// The life of one resource: wait for its dependencies, prepare, start, wait until ready (bounded), watch its health,
-/// restart it with exponential backoff when it exits on its own, and stop it gracefully when asked.
+/// restart it with exponential backoff when it exits on its own, and stop it gracefully when asked. The dashboard's
+/// stop, start and restart end the current loop and begin a new one, one action at a time.
 /// </summary>
 internal sealed class ResourceRunner(
     LabResource resource,
     LabRuntime runtime)
 {
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly CancellationTokenSource _stop = new();
     private readonly Lock _gate = new();
+    // One action at a time (user stop/start/restart and the lab's final stop): two clicks never start two processes.
+    private readonly SemaphoreSlim _actions = new(1, 1);
+    // The current loop's stop signal. Replaced only after that loop has ended, so a loop only ever sees its own.
+    private CancellationTokenSource _stop = new();
     private SupervisedProcess? _current;
     private Task _loop = Task.CompletedTask;
+    private volatile bool _shutDown;
+    private volatile string? _inProgress; // the action that holds the gate, so the page offers nothing meanwhile
+    private bool _prepared;
 
     public LabResource Resource => resource;
 
@@ -22,6 +29,106 @@ internal sealed class ResourceRunner(
     public Task Ready => _ready.Task;
 
     public void Start(IReadOnlyList<ResourceRunner> dependencies) => _loop = RunAsync(dependencies);
+
+    /// <summary>The actions that make sense now (the dashboard's buttons); the action itself checks again under its gate.</summary>
+    public IReadOnlyList<ResourceAction> AvailableActions() =>
+        [.. Enum.GetValues<ResourceAction>().Where(a => WhyNot(a) is null)];
+
+    /// <summary>Null when <paramref name="action"/> may be asked now, else why not (for people).</summary>
+    public string? WhyNot(ResourceAction action)
+    {
+        if (resource.Kind == ResourceKind.External)
+            return $"{resource.Name} runs outside the lab (it is only a connection string): there is no process to {Verb(action)}.";
+        if (_shutDown)
+            return "the lab is stopping.";
+        var state = resource.State;
+        var name = $"{resource.Name} is {state.ToString().ToLowerInvariant()}";
+        if (_inProgress is { } running)
+            return $"{name}: a {running} asked earlier is still in progress (a stop waits up to {runtime.StopGrace.TotalSeconds:0} s for the process to end).";
+        return action switch
+        {
+            ResourceAction.Stop => state is ResourceState.Starting or ResourceState.Running or ResourceState.Unhealthy or ResourceState.Restarting
+                ? null
+                : $"{name}: it has no process to stop.",
+            ResourceAction.Start => state is ResourceState.Exited or ResourceState.Failed
+                ? null
+                : state == ResourceState.Waiting
+                    ? $"{name} (for the resources it waits for): it starts on its own once they are ready."
+                    : $"{name}: it runs already; use restart to start a new process.",
+            ResourceAction.Restart => state is ResourceState.Starting or ResourceState.Running or ResourceState.Unhealthy
+                or ResourceState.Restarting or ResourceState.Failed
+                ? null
+                : state == ResourceState.Exited
+                    ? $"{name}: it has no process to restart; use start."
+                    : $"{name} (for the resources it waits for): it starts on its own once they are ready.",
+            _ => $"unknown action {action}.",
+        };
+
+        static string Verb(ResourceAction action) => action.ToString().ToLowerInvariant();
+    }
+
+    /// <summary>
+    /// Stops the process (SIGTERM, grace, SIGKILL) and keeps it stopped: state Exited, no restart. Resources that depend
+    /// on it keep running (the user asked for this one). Returns once the process is gone.
+    /// </summary>
+    public Task StopByUserAsync() => ActAsync(ResourceAction.Stop, async () =>
+    {
+        // Shown while it goes on: a server with open clients can take the whole grace (PostgreSQL's smart shutdown).
+        resource.Message = $"stopping: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
+        await StopLoopAsync().ConfigureAwait(false);
+        resource.Message = "stopped from the dashboard";
+        resource.SetState(ResourceState.Exited);
+    });
+
+    /// <summary>Begins a new loop (a new process; its readiness decides Running). Returns once it began.</summary>
+    public Task StartByUserAsync() => ActAsync(ResourceAction.Start, () =>
+    {
+        BeginLoop();
+        return Task.CompletedTask;
+    });
+
+    /// <summary>Stop (when it has a process), then start at once; a restarting or failed one starts without its backoff.</summary>
+    public Task RestartByUserAsync() => ActAsync(ResourceAction.Restart, async () =>
+    {
+        resource.Message = $"restarting: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
+        await StopLoopAsync().ConfigureAwait(false);
+        BeginLoop();
+    });
+
+    private async Task ActAsync(ResourceAction action, Func<Task> act)
+    {
+        await _actions.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            // Checked again under the gate: the state may have moved since the caller looked.
+            if (WhyNot(action) is { } why)
+                throw new ResourceActionException(action, why);
+            var verb = action.ToString().ToLowerInvariant();
+            runtime.Write($"{resource.Name}: {verb} asked from the dashboard");
+            _inProgress = verb;
+            try
+            {
+                await act().ConfigureAwait(false);
+            }
+            finally
+            {
+                _inProgress = null;
+            }
+        }
+        finally
+        {
+            _actions.Release();
+        }
+    }
+
+    private void BeginLoop()
+    {
+        // The previous loop has ended (StopLoopAsync awaited it, or it ended on its own as Exited/Failed).
+        _stop = new CancellationTokenSource();
+        resource.Message = null;
+        // No waiting for dependencies again: they were ready once; its own readiness check decides Running.
+        _loop = RunAsync([]);
+    }
 
     private async Task RunAsync(IReadOnlyList<ResourceRunner> dependencies)
     {
@@ -44,8 +151,13 @@ internal sealed class ResourceRunner(
         resource.SetState(ResourceState.Starting);
         try
         {
-            using var prepareTimeout = Bounded();
-            await resource.PrepareAsync(prepareTimeout.Token).ConfigureAwait(false);
+            // One-time work (an initdb, say): a start from the dashboard does not repeat it.
+            if (!_prepared)
+            {
+                using var prepareTimeout = Bounded();
+                await resource.PrepareAsync(prepareTimeout.Token).ConfigureAwait(false);
+                _prepared = true;
+            }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
@@ -100,6 +212,7 @@ internal sealed class ResourceRunner(
                 if (failure is null)
                 {
                     resource.Message = null;
+                    resource.StartedAt = DateTimeOffset.UtcNow; // uptime is per process: every new one starts at zero
                     resource.SetState(ResourceState.Running);
                     if (firstStart)
                     {
@@ -131,6 +244,7 @@ internal sealed class ResourceRunner(
                 consecutiveCrashes = 0; // it had been stable: start again quickly
             var delay = runtime.RestartDelay(consecutiveCrashes++);
             var exit = process is { Exited.IsCompletedSuccessfully: true } ? $"exited with code {process.Exited.Result}" : "is down";
+            resource.StartedAt = null;
             resource.RestartCount++;
             resource.Message = $"{exit}; restart {resource.RestartCount} in {delay.TotalSeconds:0.###} s";
             resource.SetState(ResourceState.Restarting);
@@ -261,14 +375,33 @@ internal sealed class ResourceRunner(
         }
     }
 
-    /// <summary>SIGTERM, bounded wait, SIGKILL; then the state is Exited (or stays Failed).</summary>
+    /// <summary>The lab's stop: SIGTERM, bounded wait, SIGKILL; then the state is Exited (or stays Failed). Final.</summary>
     public async Task StopAsync()
+    {
+        // After an action in progress (a start from the dashboard must not leave a process behind).
+        await _actions.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _shutDown = true;
+            await StopLoopAsync().ConfigureAwait(false);
+            if (resource.State != ResourceState.Failed)
+                resource.SetState(ResourceState.Exited);
+        }
+        finally
+        {
+            _actions.Release();
+        }
+    }
+
+    /// <summary>Ends the current loop and its process (SIGTERM, grace, SIGKILL); the state is left to the caller.</summary>
+    private async Task StopLoopAsync()
     {
         SupervisedProcess? process;
         lock (_gate)
         {
             _stop.Cancel();
             process = _current;
+            _current = null;
         }
         if (process is not null && !process.Exited.IsCompleted)
         {
@@ -276,9 +409,9 @@ internal sealed class ResourceRunner(
             await process.StopAsync(runtime.StopGrace).ConfigureAwait(false);
         }
         await _loop.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        // Whoever still waits for its first readiness (a dependent, the lab's start) stops waiting.
         _ready.TrySetCanceled();
-        if (resource.State != ResourceState.Failed)
-            resource.SetState(ResourceState.Exited);
+        resource.StartedAt = null;
         process?.Dispose();
     }
 
@@ -291,6 +424,7 @@ internal sealed class ResourceRunner(
 
     private void Fail(string message, Exception? exception)
     {
+        resource.StartedAt = null;
         resource.Message = message;
         resource.SetState(ResourceState.Failed);
         _ready.TrySetException(new LabStartupException(message, exception ?? new InvalidOperationException(message)));
@@ -302,6 +436,20 @@ internal sealed class ResourceRunner(
         cts.CancelAfter(runtime.StartTimeout);
         return cts;
     }
+}
+
+/// <summary>What the dashboard may ask of a resource.</summary>
+public enum ResourceAction
+{
+    Stop,
+    Start,
+    Restart,
+}
+
+/// <summary>An action that does not make sense in the resource's current state; the message says why.</summary>
+public sealed class ResourceActionException(ResourceAction action, string message) : InvalidOperationException(message)
+{
+    public ResourceAction Action { get; } = action;
 }
 
 /// <summary>A resource was not started because one it waits for failed; the root cause is reported instead.</summary>

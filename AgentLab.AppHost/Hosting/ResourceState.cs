@@ -18,3 +18,16 @@ public enum ResourceState
     /// <summary>Could not be started or made ready; the message says why.</summary>
     Failed,
 }
+
+/// <summary>What sort of resource it is (the dashboard's "kind" column).</summary>
+public enum ResourceKind
+{
+    /// <summary>One of our .NET services (<see cref="ProjectResource"/>).</summary>
+    Project,
+    /// <summary>Any other process (<see cref="ExecutableResource"/>).</summary>
+    Executable,
+    /// <summary>A server from an infrastructure recipe: PostgreSQL, Garnet (<see cref="InfrastructureResource"/>).</summary>
+    Infrastructure,
+    /// <summary>Runs elsewhere; known by its connection string, nothing to start or stop (<see cref="ExternalResource"/>).</summary>
+    External,
+}

@@ -18,6 +18,9 @@ internal static class RunnerTestKit
             ["AppHost:RestartDelayMilliseconds"] = "50",
             ["AppHost:MaxRestartDelayMilliseconds"] = "200",
             ["AppHost:HealthCheckIntervalSeconds"] = "1",
+            // The dashboard (on by default) on free ports: runner tests run side by side.
+            ["Dashboard:Port"] = "0",
+            ["Dashboard:OtlpPort"] = "0",
         };
         foreach (var (key, value) in settings)
             all[key] = value;

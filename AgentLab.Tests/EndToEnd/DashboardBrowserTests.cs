@@ -57,6 +57,15 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         await Expect(rows.And(page.Locator("[data-resource='labservice']")).First).ToBeVisibleAsync(expectRow);
         var modelCall = rows.And(page.Locator("[data-gen-ai='true']")).First;
         await Expect(modelCall).ToBeVisibleAsync(expectRow);
+        // The root (the Backend's request) ends last and can come in a later export than its children: wait until
+        // the view holds one whole tree (the page refreshes every 3 s). On timeout the assertions below say what was there.
+        try
+        {
+            await page.WaitForFunctionAsync(WholeTreeScript, null, new() { Timeout = 30_000 });
+        }
+        catch (TimeoutException)
+        {
+        }
         await modelCall.ClickAsync();
         await Expect(page.Locator("[data-testid='span-details'] tr.highlight[data-key='gen_ai.request.model']")).ToBeVisibleAsync();
 
@@ -75,6 +84,15 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         Assert.Contains(tree, r => r.GenAi);
         Assert.Empty(session.Errors);
     }
+
+    private const string WholeTreeScript = """
+        () => {
+          const rows = [...document.querySelectorAll('.span-row[data-span-id]')];
+          const ids = new Set(rows.map(r => r.dataset.spanId));
+          const roots = rows.filter(r => !r.dataset.parentSpanId || !ids.has(r.dataset.parentSpanId));
+          return roots.length === 1 && rows.some(r => r.dataset.resource === 'labservice') && rows.some(r => r.dataset.genAi === 'true');
+        }
+        """;
 
     private static async Task<string> ScreenshotAsync(IPage page)
     {

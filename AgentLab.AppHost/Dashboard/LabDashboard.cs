@@ -33,16 +33,24 @@ public sealed class LabDashboard(DashboardOptions options) : IAsyncDisposable
     /// <summary>Checks the options, then starts the receiver and the dashboard; a port in use is a <see cref="LabStartupException"/>.</summary>
     public async Task StartAsync(LabApp app, CancellationToken ct)
     {
-        Validate(Options);
-        _receiver = await StartOrExplainAsync(() => OtlpReceiver.StartAsync(Telemetry, Options, ct), Options.OtlpPort, "OtlpPort")
-            .ConfigureAwait(false);
-        OtlpEndpoint = ListeningAt(_receiver);
+        await StartReceiverAsync(ct).ConfigureAwait(false);
         _web = await StartOrExplainAsync(() => DashboardWebApp.StartAsync(app, Telemetry, Options, ct), Options.Port, "Port")
             .ConfigureAwait(false);
         var listening = ListeningAt(_web);
         // The address people type: localhost for loopback, else the configured host name or address.
         var host = Options.IsLoopback ? "localhost" : Options.Address;
         Url = new Uri(string.Create(CultureInfo.InvariantCulture, $"http://{host}:{listening.Port}/"));
+    }
+
+    /// <summary>The OTLP receiver alone (the gateway benchmark measures export costs with it); <see cref="StartAsync"/> calls it.</summary>
+    public async Task StartReceiverAsync(CancellationToken ct)
+    {
+        if (_receiver is not null)
+            return;
+        Validate(Options);
+        _receiver = await StartOrExplainAsync(() => OtlpReceiver.StartAsync(Telemetry, Options, ct), Options.OtlpPort, "OtlpPort")
+            .ConfigureAwait(false);
+        OtlpEndpoint = ListeningAt(_receiver);
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 
+using AgentLab.AppHost.Dashboard;
 using AgentLab.Tests.Support;
 
 namespace AgentLab.Bench;
@@ -21,7 +22,10 @@ internal static class GatewayBenchmark
     /// their cost from authentication's.</param>
     /// <param name="redis">Whether the Backend has Redis (Garnet), so that it counts rate limits there, one round trip
     /// per request, as replicas do; without it, it counts them in process.</param>
-    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies, int? maxTokens, bool rateLimits = true, bool redis = false)
+    /// <param name="otlp">Whether LabService and the Backend export traces, metrics and logs to the dashboard's OTLP
+    /// receiver (started here, as the AppHost starts it), so the cost of telemetry is measured too.</param>
+    public static async Task<int> RunAsync(TimeSpan duration, TimeSpan warmUp, int[] concurrencies, int? maxTokens, bool rateLimits = true,
+        bool redis = false, bool otlp = false)
     {
         var quiet = new Dictionary<string, string>
         {
@@ -29,6 +33,15 @@ internal static class GatewayBenchmark
             ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
         };
+
+        await using var dashboard = otlp ? new LabDashboard(new DashboardOptions { Port = 0, OtlpPort = 0 }) : null;
+        if (dashboard is not null)
+        {
+            await dashboard.StartReceiverAsync(CancellationToken.None);
+            foreach (var (key, value) in dashboard.ServiceEnvironment())
+                quiet[key] = value;
+            Console.WriteLine($"Telemetry: the services export over OTLP to the dashboard's receiver at {dashboard.OtlpEndpoint}.");
+        }
 
         Console.WriteLine("Starting the simulator, LabService and Backend as separate processes...");
         await using var simulator = await ServiceProcess.StartAsync("AgentLab.ModelSimulator", "/", quiet,

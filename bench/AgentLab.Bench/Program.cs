@@ -1,7 +1,7 @@
 using System.Globalization;
 using AgentLab.Bench;
 
-// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N] [--no-rate-limits] [--redis]
+// dotnet run -c Release --project bench/AgentLab.Bench -- gateway [--seconds 5] [--warmup 20] [--concurrency 1,16] [--max-tokens N] [--no-rate-limits] [--redis] [--otlp]
 // dotnet run -c Release --project bench/AgentLab.Bench -- history [--rows 1000000] [--runs 20] [--connection "Host=...;Username=..." [--keep]] [--no-http]
 // dotnet run -c Release --project bench/AgentLab.Bench -- orchestrate [--runs 200] [--warmup 15] [--seed 40] [--connection "..."]
 // dotnet run -c Release --project bench/AgentLab.Bench -- store [--runs 1000] [--concurrency 1] [--options "Npgsql keywords"] [--connection "..." [--keep]]
@@ -19,7 +19,7 @@ switch (command)
         return await GatewayBenchmark.RunAsync(TimeSpan.FromSeconds(double.Parse(seconds, CultureInfo.InvariantCulture)),
             TimeSpan.FromSeconds(double.Parse(warmUp, CultureInfo.InvariantCulture)), concurrency,
             ReadOption(args, "--max-tokens", "") is { Length: > 0 } cap ? int.Parse(cap, CultureInfo.InvariantCulture) : null,
-            rateLimits: !args.Contains("--no-rate-limits"), redis: args.Contains("--redis"));
+            rateLimits: !args.Contains("--no-rate-limits"), redis: args.Contains("--redis"), otlp: args.Contains("--otlp"));
     }
     case "history":
         return await HistoryBenchmark.RunAsync(int.Parse(ReadOption(args, "--rows", "1000000"), CultureInfo.InvariantCulture),

@@ -34,6 +34,7 @@ public sealed partial class ProcessLauncher : IDisposable
 
     private const int SigKill = 9;
     private const int SigTerm = 15;
+    private const int SigInt = 2;
 
     private readonly Lock _gate = new();
     private readonly bool _useProcessGroups;
@@ -99,7 +100,7 @@ public sealed partial class ProcessLauncher : IDisposable
 
         var target = _useProcessGroups ? "-" + process.Id : process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
         Register("add", target);
-        return new SupervisedProcess(this, process, _useProcessGroups, target);
+        return new SupervisedProcess(this, process, _useProcessGroups, target, spec.StopSignal);
     }
 
     internal void Unregister(string target) => Register("remove", target);
@@ -147,10 +148,10 @@ public sealed partial class ProcessLauncher : IDisposable
         return watchdog;
     }
 
-    internal static void Signal(int pidOrNegativeGroup, bool kill)
+    internal static void Signal(int pidOrNegativeGroup, bool kill, StopSignal stop = StopSignal.Terminate)
     {
         if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
-            _ = SysKill(pidOrNegativeGroup, kill ? SigKill : SigTerm);
+            _ = SysKill(pidOrNegativeGroup, kill ? SigKill : stop == StopSignal.Interrupt ? SigInt : SigTerm);
     }
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
@@ -187,9 +188,11 @@ public sealed class SupervisedProcess : IDisposable
     private readonly Process _process;
     private readonly bool _isGroup;
     private readonly string _target;
+    private readonly StopSignal _stopSignal;
 
-    internal SupervisedProcess(ProcessLauncher launcher, Process process, bool isGroup, string target)
+    internal SupervisedProcess(ProcessLauncher launcher, Process process, bool isGroup, string target, StopSignal stopSignal)
     {
+        _stopSignal = stopSignal;
         _launcher = launcher;
         _process = process;
         _isGroup = isGroup;
@@ -214,12 +217,12 @@ public sealed class SupervisedProcess : IDisposable
         return code;
     }
 
-    /// <summary>SIGTERM, wait up to <paramref name="grace"/>, then SIGKILL; returns when the process is gone.</summary>
+    /// <summary>Its stop signal (SIGTERM unless the spec says otherwise), wait up to <paramref name="grace"/>, then SIGKILL; returns when the process is gone.</summary>
     public async Task StopAsync(TimeSpan grace)
     {
         if (Exited.IsCompleted)
             return;
-        ProcessLauncher.Signal(_isGroup ? -Id : Id, kill: false);
+        ProcessLauncher.Signal(_isGroup ? -Id : Id, kill: false, _stopSignal);
         try
         {
             await Exited.WaitAsync(grace).ConfigureAwait(false);

@@ -101,7 +101,8 @@ public sealed class PostgresRecipe(PostgresOptions options, string repoRoot) : I
             server.AddRange(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
 
         var (fileName, arguments) = AsServiceUser(Path.Combine(binDirectory, "postgres"), server);
-        return new ProcessSpec(fileName, arguments, new Dictionary<string, string>(), DataDirectory);
+        // SIGINT is PostgreSQL's fast shutdown; its SIGTERM waits for every client (see StopSignal.Interrupt).
+        return new ProcessSpec(fileName, arguments, new Dictionary<string, string>(), DataDirectory, StopSignal.Interrupt);
     }
 
     public async Task<bool> IsReadyAsync(CancellationToken ct)

@@ -128,6 +128,25 @@ public sealed class RunnerTests
     }
 
     [Fact]
+    public async Task Stop_ResourceWithInterruptStopSignal_GetsSigintFirst()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        // A long grace: were SIGTERM sent (ignored here), the stop would end in SIGKILL and no "got INT" line.
+        var builder = NewBuilder(new StringWriter(), ("AppHost:StopTimeoutSeconds", "15"));
+        var server = builder.AddExecutable("server", context =>
+            new ProcessSpec("/bin/sh", ["-c", "trap '' TERM; trap 'echo got INT; exit 0' INT; echo up; while true; do sleep 0.05; done"],
+                context.Environment, StopSignal: StopSignal.Interrupt));
+        var app = builder.Build();
+        await app.StartAsync(ct).WaitAsync(Bound, ct);
+        await WaitUntilAsync(() => Texts(server.Resource, "up"), "server to start", ct);
+
+        await app.StopAsync().WaitAsync(Bound, ct);
+
+        Assert.Equal(ResourceState.Exited, server.Resource.State);
+        Assert.True(Texts(server.Resource, "got INT"), "the resource never saw SIGINT: " + server.Resource.Log.Tail(5));
+    }
+
+    [Fact]
     public async Task Output_ChattyResource_IsPrefixedAndKeptBounded()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -65,7 +65,9 @@ public static class Telemetry
                 .AddSource(TraceSources)
                 .AddProcessor(new ExecutionIdProcessor())
                 // A ticket or token in a query string never reaches a span (url.full, url.query, ...).
-                .AddProcessor(new SecretRedactionProcessor());
+                .AddProcessor(new SecretRedactionProcessor())
+                // Before the exporter's processor: background polls do not crowd executions out of a bounded window.
+                .AddProcessor(new BackgroundStatementFilter());
             if (endpoint is not null)
                 tracing.AddOtlpExporter(o => Otlp(o, endpoint, "v1/traces"));
             return tracing.Build();
@@ -130,6 +132,24 @@ public static class Telemetry
         }
 
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// Keeps database statements that belong to no request or run out of the export: the Backend's lease and recovery
+/// polls make a one-span trace every second or two on an idle lab (measured: 52 of 55 traces after 90 s idle), which
+/// buried the executions on the dashboard and, in its bounded window, would evict them. A statement inside a request
+/// or a run has a parent and is kept. Clearing Recorded at the end is what the exporter's processor reads.
+/// </summary>
+internal sealed class BackgroundStatementFilter : BaseProcessor<Activity>
+{
+    /// <summary>Npgsql's ActivitySource.</summary>
+    public const string DatabaseSource = "Npgsql";
+
+    public override void OnEnd(Activity data)
+    {
+        if (data.Source.Name == DatabaseSource && data.ParentSpanId == default)
+            data.ActivityTraceFlags &= ~ActivityTraceFlags.Recorded;
     }
 }
 

@@ -43,6 +43,38 @@ public sealed class TelemetryTests
     }
 
     [Fact]
+    public void BackgroundStatementFilter_ParentlessStatement_IsNotExportedButOneInsideARequestIs()
+    {
+        // An ActivitySource of Npgsql's name, listened to here only, stands in for the driver.
+        using var npgsql = new ActivitySource(BackgroundStatementFilter.DatabaseSource);
+        using var server = new ActivitySource("TelemetryTests.Server." + Guid.NewGuid());
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => ReferenceEquals(s, npgsql) || ReferenceEquals(s, server),
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var filter = new BackgroundStatementFilter();
+        var previous = Activity.Current;
+        Activity.Current = null;
+
+        var poll = npgsql.StartActivity("postgresql", ActivityKind.Client)!;
+        poll.Stop();
+        filter.OnEnd(poll);
+        var request = server.StartActivity("GET /api/v1/executions/{id}", ActivityKind.Server)!;
+        var statement = npgsql.StartActivity("postgresql", ActivityKind.Client)!;
+        statement.Stop();
+        filter.OnEnd(statement);
+        request.Stop();
+        filter.OnEnd(request);
+        Activity.Current = previous;
+
+        Assert.False(poll.Recorded);
+        Assert.True(statement.Recorded);
+        Assert.True(request.Recorded);
+    }
+
+    [Fact]
     public async Task ServerSpan_HandlerThrows_NamedByRouteAndMarkedError()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -161,12 +161,15 @@ public sealed class TelemetryApiTests : IAsyncLifetime
         _store.Add(OtlpFake.Metrics("backend",
             OtlpFake.Histogram("http.server.request.duration", start, OtlpFake.Now - OtlpFake.Seconds(10), [0.1], [11, 0])));
 
-        var (_, body) = await GetAsync("/api/metrics?resource=backend");
+        // The whole day: OtlpFake.Now is fixed when the class first loads, minutes before this test may run.
+        var (_, body) = await GetAsync("/api/metrics?resource=backend&minutes=1440");
 
         var rate = body.GetProperty("charts")[0].GetProperty("series")[0];
         Assert.Equal(("backend", "backend"), (rate.GetProperty("resource").GetString(), rate.GetProperty("name").GetString()));
         Assert.Equal([0.025, 1.0], rate.GetProperty("points").EnumerateArray().Select(p => Math.Round(p.GetProperty("value").GetDouble(), 6)));
-        Assert.True(rate.GetProperty("points")[0].GetProperty("time").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-1));
+        // The first point is the first export's (20 s before OtlpFake.Now), not the time of the query.
+        var firstExport = DateTimeOffset.UnixEpoch.AddTicks((long)((OtlpFake.Now - OtlpFake.Seconds(20)) / 100));
+        Assert.Equal(firstExport, rate.GetProperty("points")[0].GetProperty("time").GetDateTimeOffset(), TimeSpan.FromMilliseconds(1));
         var instrument = body.GetProperty("instruments")[0];
         Assert.Equal(("http.server.request.duration", "histogram", 2), (instrument.GetProperty("name").GetString(),
             instrument.GetProperty("type").GetString(), instrument.GetProperty("points").GetInt32()));

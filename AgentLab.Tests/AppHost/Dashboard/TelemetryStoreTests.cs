@@ -8,6 +8,7 @@ namespace AgentLab.Tests.AppHost.Dashboard;
 /// <summary>Hand-built OTLP requests, as an exporter would send them.</summary>
 internal static class OtlpFake
 {
+    // Fixed when the class loads (tests build exact timelines from it); the stores under test read the same instant.
     public static readonly ulong Now = OtlpNanos(DateTimeOffset.UtcNow);
 
     public static ulong OtlpNanos(DateTimeOffset time) => (ulong)(time - DateTimeOffset.UnixEpoch).Ticks * 100;
@@ -96,7 +97,13 @@ internal static class OtlpFake
 public sealed class TelemetryStoreTests
 {
     private static TelemetryStore NewStore(int maxSpans = 1000, int maxLogs = 1000, int maxPoints = 100, int maxSeries = TelemetryStore.DefaultMaxSeries) =>
-        new(new DashboardOptions { MaxSpans = maxSpans, MaxLogRecords = maxLogs, MaxMetricPoints = maxPoints }, maxSeries, TimeProvider.System);
+        new(new DashboardOptions { MaxSpans = maxSpans, MaxLogRecords = maxLogs, MaxMetricPoints = maxPoints }, maxSeries, new AtOtlpFakeNow());
+
+    /// <summary>A clock stopped at <see cref="OtlpFake.Now"/>: the metrics window does not slide while the suite runs.</summary>
+    private sealed class AtOtlpFakeNow : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddTicks((long)(OtlpFake.Now / 100));
+    }
 
     // ---- bounds ----
 

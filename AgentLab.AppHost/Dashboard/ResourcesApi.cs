@@ -79,7 +79,7 @@ public static partial class ResourcesApi
         }
         catch (TimeoutException)
         {
-            // Still stopping (SIGTERM grace): answer now with the state so far; report a late failure in the log.
+            // Still stopping (within the stop grace): answer now with the state so far; report a late failure in the log.
             var logger = logs.CreateLogger(typeof(ResourcesApi).FullName!);
             _ = running.ContinueWith(t => logger.DashboardActionFailed(t.Exception!.GetBaseException(), action.ToString(), resource.Name),
                 CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);

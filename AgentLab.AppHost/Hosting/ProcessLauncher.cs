@@ -203,6 +203,9 @@ public sealed class SupervisedProcess : IDisposable
 
     public int Id { get; }
 
+    /// <summary>What a graceful stop sends first.</summary>
+    public StopSignal StopSignal => _stopSignal;
+
     /// <summary>Completes with the exit code once the process ended and its output was read to the end.</summary>
     public Task<int> Exited { get; }
 

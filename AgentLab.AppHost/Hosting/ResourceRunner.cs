@@ -73,8 +73,8 @@ internal sealed class ResourceRunner(
     /// </summary>
     public Task StopByUserAsync() => ActAsync(ResourceAction.Stop, async () =>
     {
-        // Shown while it goes on: a server with open clients can take the whole grace (PostgreSQL's smart shutdown).
-        resource.Message = $"stopping: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
+        // Shown while it goes on: a process that ignores its stop signal takes the whole grace.
+        resource.Message = $"stopping: {SignalName()} sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
         await StopLoopAsync().ConfigureAwait(false);
         resource.Message = "stopped from the dashboard";
         resource.SetState(ResourceState.Exited);
@@ -90,10 +90,16 @@ internal sealed class ResourceRunner(
     /// <summary>Stop (when it has a process), then start at once; a restarting or failed one starts without its backoff.</summary>
     public Task RestartByUserAsync() => ActAsync(ResourceAction.Restart, async () =>
     {
-        resource.Message = $"restarting: SIGTERM sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
+        resource.Message = $"restarting: {SignalName()} sent, SIGKILL after {runtime.StopGrace.TotalSeconds:0} s";
         await StopLoopAsync().ConfigureAwait(false);
         BeginLoop();
     });
+
+    private string SignalName()
+    {
+        lock (_gate)
+            return _current?.StopSignal == StopSignal.Interrupt ? "SIGINT" : "SIGTERM";
+    }
 
     private async Task ActAsync(ResourceAction action, Func<Task> act)
     {
@@ -393,7 +399,7 @@ internal sealed class ResourceRunner(
         }
     }
 
-    /// <summary>Ends the current loop and its process (SIGTERM, grace, SIGKILL); the state is left to the caller.</summary>
+    /// <summary>Ends the current loop and its process (its stop signal, grace, SIGKILL); the state is left to the caller.</summary>
     private async Task StopLoopAsync()
     {
         SupervisedProcess? process;

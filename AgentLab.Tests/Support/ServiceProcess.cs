@@ -56,27 +56,8 @@ public sealed class ServiceProcess : IAsyncDisposable
     public static async Task<ServiceProcess> StartAsync(string project, string readyPath,
         IReadOnlyDictionary<string, string> environment, IEnumerable<string> args, CancellationToken ct = default)
     {
-        var dll = Path.Combine(RepoRoot(), project, "bin", BuildConfiguration(), "net10.0", project + ".dll");
-        if (!File.Exists(dll))
-            throw new FileNotFoundException($"{dll} is missing: build the solution in {BuildConfiguration()} first.");
-
-        var port = FreePort();
-        var baseAddress = new Uri($"http://127.0.0.1:{port}/");
-        // The content root is the working directory: run in the service's own output folder so it reads its own
-        // appsettings.json, not whatever the caller's folder holds (a test output folder has another service's).
-        var info = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-        };
-        info.ArgumentList.Add(dll);
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add(baseAddress.ToString().TrimEnd('/'));
-        foreach (var arg in args)
-            info.ArgumentList.Add(arg);
-        foreach (var (key, value) in environment)
-            info.Environment[key] = value;
+        var baseAddress = new Uri($"http://127.0.0.1:{FreePort()}/");
+        var info = StartInfo(project, baseAddress.ToString().TrimEnd('/'), environment, args);
 
         ServiceProcess? service = null;
         var process = new Process { StartInfo = info };
@@ -85,7 +66,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => service?.Remember(e.Data);
         service = new ServiceProcess(process, baseAddress);
         if (!process.Start())
-            throw new InvalidOperationException($"Could not start {project} ({dll}).");
+            throw new InvalidOperationException($"Could not start {project} ({info.ArgumentList[0]}).");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
@@ -108,7 +89,11 @@ public sealed class ServiceProcess : IAsyncDisposable
         while (deadline.Elapsed < timeout)
         {
             if (_process.HasExited)
+            {
+                // Unlike HasExited, this also waits until the output handlers saw the last line (the reason it stopped).
+                await _process.WaitForExitAsync(ct);
                 throw new InvalidOperationException($"{project} exited with code {_process.ExitCode} while starting:{Environment.NewLine}{RecentOutput}");
+            }
             try
             {
                 using var response = await http.GetAsync(new Uri(BaseAddress, path), ct);
@@ -126,6 +111,55 @@ public sealed class ServiceProcess : IAsyncDisposable
             await Task.Delay(100, ct);
         }
         throw new TimeoutException($"{project} did not answer {path} within {timeout.TotalSeconds} s:{Environment.NewLine}{RecentOutput}");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="project"/> when it is expected to refuse to start (a missing key, say): its exit code and
+    /// everything it wrote, stdout and stderr. Fails the test if it is still running after <paramref name="bound"/>.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(string project,
+        IReadOnlyDictionary<string, string> environment, TimeSpan bound, CancellationToken ct)
+    {
+        using var process = Process.Start(StartInfo(project, "http://127.0.0.1:0", environment, []))
+            ?? throw new InvalidOperationException($"Could not start {project}.");
+        var output = process.StandardOutput.ReadToEndAsync(ct);
+        var error = process.StandardError.ReadToEndAsync(ct);
+        try
+        {
+            await process.WaitForExitAsync(ct).WaitAsync(bound, ct);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{project} was expected to stop, and still ran after {bound.TotalSeconds} s.");
+        }
+        return (process.ExitCode, await output.WaitAsync(bound, ct) + await error.WaitAsync(bound, ct));
+    }
+
+    /// <summary>
+    /// <c>dotnet {project}.dll --urls {urls}</c> from the service's build output, in its own output folder: the content
+    /// root is the working directory, so it reads its own appsettings.json, not whatever the caller's folder holds (a
+    /// test output folder has another service's). The caller's environment is inherited; <paramref name="environment"/> wins.
+    /// </summary>
+    private static ProcessStartInfo StartInfo(string project, string urls, IReadOnlyDictionary<string, string> environment, IEnumerable<string> args)
+    {
+        var dll = Path.Combine(RepoRoot(), project, "bin", BuildConfiguration(), "net10.0", project + ".dll");
+        if (!File.Exists(dll))
+            throw new FileNotFoundException($"{dll} is missing: build the solution in {BuildConfiguration()} first.");
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        info.ArgumentList.Add(dll);
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add(urls);
+        foreach (var arg in args)
+            info.ArgumentList.Add(arg);
+        foreach (var (key, value) in environment)
+            info.Environment[key] = value;
+        return info;
     }
 
     public async ValueTask DisposeAsync()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -18,53 +17,32 @@ public sealed class AuthStartupTests : BackendTestBase
 {
     private static readonly TimeSpan ProcessBound = TimeSpan.FromSeconds(60);
 
-    /// <summary>Runs the built Backend in Production with <paramref name="environment"/>; its exit code and stderr.</summary>
-    private static async Task<(int ExitCode, string Error)> RunBackendAsync(IReadOnlyDictionary<string, string> environment)
+    /// <summary>Runs the built Backend in Production with <paramref name="environment"/>; its exit code and output.</summary>
+    private static Task<(int ExitCode, string Output)> RunBackendAsync(IReadOnlyDictionary<string, string> environment)
     {
-        var dll = Path.Combine(ServiceProcess.RepoRoot(), "AgentLab.Backend", "bin", ServiceProcess.BuildConfiguration(), "net10.0", "AgentLab.Backend.dll");
-        Assert.True(File.Exists(dll), $"{dll} is missing: build the solution first.");
-        var info = new ProcessStartInfo("dotnet")
+        var production = new Dictionary<string, string>
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["DOTNET_ENVIRONMENT"] = "Production",
+            // Nothing inherited may hand it a key (an empty value counts as none).
+            ["Auth__SigningKey"] = "",
+            ["Auth__SigningKeyFile"] = "",
+            ["Auth__Authority"] = "",
         };
-        info.ArgumentList.Add(dll);
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add("http://127.0.0.1:0");
-        // Nothing inherited may hand it a key or another environment.
-        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("Auth__", StringComparison.OrdinalIgnoreCase)).ToList())
-            info.Environment.Remove(key);
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in environment)
-            info.Environment[key] = value;
-
-        using var process = Process.Start(info)!;
-        var error = process.StandardError.ReadToEndAsync(Ct);
-        var output = process.StandardOutput.ReadToEndAsync(Ct);
-        try
-        {
-            await process.WaitForExitAsync(Ct).WaitAsync(ProcessBound, Ct);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"The Backend did not stop within {ProcessBound.TotalSeconds} s: it started without a usable key.");
-        }
-        await output.WaitAsync(ProcessBound, Ct);
-        return (process.ExitCode, await error.WaitAsync(ProcessBound, Ct));
+            production[key] = value;
+        return ServiceProcess.RunUntilExitAsync("AgentLab.Backend", production, ProcessBound, Ct);
     }
 
     [Fact]
     public async Task Backend_ProductionWithoutKey_ExitsNonZeroSayingWhatToSet()
     {
-        var (exitCode, error) = await RunBackendAsync(new Dictionary<string, string>());
+        var (exitCode, output) = await RunBackendAsync(new Dictionary<string, string>());
 
         Assert.NotEqual(0, exitCode);
-        Assert.Contains("will not start", error, StringComparison.Ordinal);
-        Assert.Contains("Auth__SigningKey", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);       // a sentence, not a stack trace
+        Assert.Contains("will not start", output, StringComparison.Ordinal);
+        Assert.Contains("Auth__SigningKey", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);       // a sentence, not a stack trace
     }
 
     [Fact]
@@ -72,13 +50,13 @@ public sealed class AuthStartupTests : BackendTestBase
     {
         var shortKey = Convert.ToBase64String(new byte[16]);
 
-        var (exitCode, error) = await RunBackendAsync(new Dictionary<string, string> { ["Auth__SigningKey"] = shortKey });
+        var (exitCode, output) = await RunBackendAsync(new Dictionary<string, string> { ["Auth__SigningKey"] = shortKey });
 
         Assert.NotEqual(0, exitCode);
-        Assert.Contains("will not start", error, StringComparison.Ordinal);
-        Assert.Contains("at least 32", error, StringComparison.Ordinal);
-        Assert.DoesNotContain(shortKey, error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        Assert.Contains("will not start", output, StringComparison.Ordinal);
+        Assert.Contains("at least 32", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(shortKey, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
     private static string Subject(string token)

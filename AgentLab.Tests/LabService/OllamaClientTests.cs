@@ -312,16 +312,22 @@ public sealed class OllamaClientTests
     {
         var ct = TestContext.Current.CancellationToken;
         await using var fake = await FakeOllama.StartAsync(ct);
+        var streaming = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         fake.Chat = async (ctx, body) =>
         {
             await FakeOllama.WriteLinesAsync(ctx, [FakeOllama.TokenLine("mistral:7b", "Hel")]);
+            streaming.TrySetResult();
             await FakeOllama.HangAsync(ctx);
         };
         var client = CreateClient(fake.BaseAddress);
         using var caller = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        caller.CancelAfter(TimeSpan.FromMilliseconds(300));
 
-        var ex = await Record.ExceptionAsync(() => client.GetResponseAsync(Prompt(), Model(), caller.Token).WaitAsync(Bound, ct));
+        // Cancel mid-stream, once the first token is on the wire: a timer could fire before the request reached the
+        // server (a loaded CI machine), and then there is no connection whose abort the server could see.
+        var call = client.GetResponseAsync(Prompt(), Model(), caller.Token);
+        await streaming.Task.WaitAsync(Bound, ct);
+        await caller.CancelAsync();
+        var ex = await Record.ExceptionAsync(() => call.WaitAsync(Bound, ct));
 
         Assert.IsAssignableFrom<OperationCanceledException>(ex);
         await fake.ChatAborted.Task.WaitAsync(Bound, ct);

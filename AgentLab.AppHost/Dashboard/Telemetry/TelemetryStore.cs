@@ -250,7 +250,7 @@ public sealed class TelemetryStore
 
     // ---- logs -----------------------------------------------------------------------------------------------------
 
-    /// <summary>Newest first, filtered: resource (exact), level and above, execution id and trace id (exact), text (case-insensitive, message or any attribute value).</summary>
+    /// <summary>The newest matches (by arrival), in the order they were written (newest first), filtered: resource (exact), level and above, execution id and trace id (exact), text (case-insensitive, message or any attribute value).</summary>
     public LogsPage QueryLogs(LogQuery query)
     {
         ArgumentNullException.ThrowIfNull(query);
@@ -265,6 +265,9 @@ public sealed class TelemetryStore
                 if (Matches(record, query))
                     found.Add(record);
             }
+            // The window is in arrival order, and two services' batches interleave by up to an export interval:
+            // the page reads newest first by the time each record was written (arrival breaks ties).
+            found.Sort(static (a, b) => b.Time != a.Time ? b.Time.CompareTo(a.Time) : b.Id.CompareTo(a.Id));
             return new LogsPage(found, _logs.Count, _logs.Capacity, _droppedLogs);
         }
     }

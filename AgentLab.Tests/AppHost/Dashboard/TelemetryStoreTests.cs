@@ -158,6 +158,26 @@ public sealed class TelemetryStoreTests
     }
 
     [Fact]
+    public void Logs_BatchesArrivingOutOfOrder_ReadNewestWrittenFirst()
+    {
+        var store = NewStore();
+        LogRecord At(double seconds, string message)
+        {
+            var log = OtlpFake.Log(9, message);
+            log.TimeUnixNano = OtlpFake.Now + OtlpFake.Seconds(seconds);
+            return log;
+        }
+
+        // The labservice's batch was written in between the backend's lines but arrives after them.
+        store.Add(OtlpFake.Logs("backend", At(0.1, "backend accepted"), At(0.9, "backend completed")));
+        store.Add(OtlpFake.Logs("labservice", At(0.3, "lab started"), At(0.6, "lab answered")));
+        store.Add(OtlpFake.Logs("backend", At(0.9, "backend logged the same instant")));
+        var messages = store.QueryLogs(new LogQuery()).Records.Select(r => r.Message);
+
+        Assert.Equal(["backend logged the same instant", "backend completed", "lab answered", "lab started", "backend accepted"], messages);
+    }
+
+    [Fact]
     public void Metrics_MoreThanMaxMetricPoints_KeepsNewestPointsPerSeries()
     {
         var store = NewStore(maxPoints: 10);

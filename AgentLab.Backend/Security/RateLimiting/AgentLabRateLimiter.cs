@@ -17,6 +17,8 @@ namespace AgentLab.Backend.Security.RateLimiting;
 /// alike), so they hold across replicas. When Redis is not configured, not connected, failing or slower than
 /// <see cref="RateLimitOptions.RedisTimeoutMilliseconds"/>, the request is counted in this replica instead (said once
 /// in the log and in <c>/api/v1/health/detailed</c>): limits never fail open and a request never waits on Redis.
+/// A replica that is still making its first connection also counts in process, but that is not an outage and is not
+/// logged as one.
 /// </summary>
 public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
 {
@@ -43,6 +45,7 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
     private readonly ILogger<AgentLabRateLimiter> logger;
     private readonly MemoryWindowCounters memory = new();
     private readonly TimeSpan redisTimeout;
+    private readonly Task warmedUp;     // the first connection attempt, then one round trip on it (see WarmUpAsync)
     private long redisRetryAt;          // UTC ticks before which counting stays in process after a Redis failure
     private int inFallback;             // 1 while counting in process although Redis is configured
     private string fallbackReason = "";
@@ -55,6 +58,7 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
         this.time = time;
         this.logger = logger;
         redisTimeout = TimeSpan.FromMilliseconds(this.options.RedisTimeoutMilliseconds);
+        warmedUp = this.options.Enabled && redis.IsConfigured ? WarmUpAsync() : Task.CompletedTask;
         if (!this.options.Enabled)
         {
             logger.RateLimitsDisabled();
@@ -69,6 +73,7 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
     public RateLimitState State =>
         !options.Enabled ? new(RateLimitState.Off, "Rate limits are turned off (RateLimits:Enabled=false).", null)
         : !redis.IsConfigured ? new(RateLimitState.InProcess, "Counted in this replica only: Redis is not configured, so with several replicas each allows the full limit.", null)
+        : !warmedUp.IsCompleted ? new(RateLimitState.Fallback, $"Connecting to Redis at {redis.Endpoint} (the replica is starting): counted in this replica until then.", null)
         : Volatile.Read(ref inFallback) == 1 ? new(RateLimitState.Fallback, $"Redis is unavailable ({fallbackReason}): counted in each replica on its own until it is back.", fallbackSince)
         : new(RateLimitState.Shared, $"Counted in Redis at {redis.Endpoint}, across replicas.", null);
 
@@ -150,6 +155,8 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
             return null;
         if (now.UtcTicks < Volatile.Read(ref redisRetryAt))
             return null;
+        if (!warmedUp.IsCompleted)
+            return null;    // starting: not an outage, so no warning and no retry window; Redis counts from the first request after
         var connection = redis.Connection;
         if (!connection.IsCompletedSuccessfully || connection.Result is not { IsConnected: true } multiplexer)
         {
@@ -157,6 +164,31 @@ public sealed class AgentLabRateLimiter : PartitionedRateLimiter<HttpContext>
             return null;
         }
         return multiplexer.GetDatabase();
+    }
+
+    /// <summary>
+    /// Waits for the first connection attempt, then sends one round trip of the shape requests use (a pipelined INCR
+    /// and PEXPIRE) without the request bound. The first command on a fresh connection pays for JIT and first buffers
+    /// and often misses the 100 ms bound: without this, a replica's first request reported a Redis outage that was not
+    /// one and counted in process for the next RedisRetrySeconds. A failure here is left to the first request, which
+    /// finds Redis unreachable and says so.
+    /// </summary>
+    private async Task WarmUpAsync()
+    {
+        try
+        {
+            if (await redis.Connection.ConfigureAwait(false) is not { IsConnected: true } multiplexer)
+                return;
+            var key = $"{options.RedisKeyPrefix}:warm-up";
+            var batch = multiplexer.GetDatabase().CreateBatch();
+            var answered = batch.StringIncrementAsync(key);
+            _ = batch.KeyExpireAsync(key, Window, CommandFlags.FireAndForget);
+            batch.Execute();
+            await answered.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException)
+        {
+        }
     }
 
     private async ValueTask<RateLimitLease> CountInRedisAsync(

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace AgentLab.Tests.Backend.Security;
 
@@ -203,6 +204,36 @@ public sealed class RateLimitTests : BackendTestBase
     }
 
     [Fact]
+    public async Task ReplicaStarting_FirstRequestsBeforeRedisAnswers_NoOutageWarning_ThenCountedInRedis()
+    {
+        RedisServer.SkipUnlessAvailable(RedisKind.Garnet);
+        await using var server = await RedisServer.StartAsync(RedisKind.Garnet, Ct);
+        var settings = Limits(perSubject: 1000);
+        settings["ConnectionStrings:redis"] = server.ConnectionString;
+        var logs = new CapturingLoggerProvider();
+        await using var backend = new BackendFactory(Lab.BaseAddress, Database.ConnectionString, settings);
+        using var factory = backend.WithWebHostBuilder(b => b.ConfigureLogging(l => l.AddProvider(logs).AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace)));
+        var early = factory.CreateClient().As("early");
+
+        // Requests from the first instant: the connection is being made, then its first command is cold.
+        var limiter = factory.Services.GetRequiredService<AgentLabRateLimiter>();
+        var deadline = DateTimeOffset.UtcNow + Bound;
+        var statuses = new List<HttpStatusCode>();
+        while (limiter.State.Mode != RateLimitState.Shared)
+        {
+            Assert.True(DateTimeOffset.UtcNow < deadline, $"the Backend never counted in Redis: {limiter.State.Detail}");
+            using var response = await GetAsync(early, UnknownExecution);
+            statuses.Add(response.StatusCode);
+        }
+        using var counted = await GetAsync(early, UnknownExecution);
+
+        Assert.All(statuses, status => Assert.Equal(HttpStatusCode.NotFound, status));
+        Assert.Equal(HttpStatusCode.NotFound, counted.StatusCode);
+        Assert.Equal(RateLimitState.Shared, limiter.State.Mode);
+        Assert.DoesNotContain(logs.Texts(), text => text.Contains("counted in this replica only", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ConcurrentExecutions_OverCap_Returns429TooManyExecutions_ButReplaysAndOthersPass()
     {
         Lab.Inference = FakeLabService.Hang;
@@ -343,8 +374,8 @@ public sealed class RateLimitTests : BackendTestBase
     }
 
     /// <summary>
-    /// Requests of another subject until the replica counts in Redis: a first command on a cold connection (JIT, a
-    /// loaded machine) can miss the 100 ms bound, and the replica then counts in process for RedisRetrySeconds.
+    /// Requests of another subject until the replica counts in Redis: it counts in process until its first connection
+    /// and a warm-up round trip are done, and a very loaded machine can still miss the 100 ms bound after that.
     /// </summary>
     private static async Task WaitForSharedCountingAsync(BackendFactory factory)
     {

@@ -29,6 +29,13 @@ public sealed class DashboardOptions
     /// </summary>
     public string? AccessToken { get; set; }
 
+    /// <summary>
+    /// The key the OTLP receiver requires in the <c>x-otlp-api-key</c> header (Aspire's); every service the AppHost
+    /// starts gets it in <c>OTEL_EXPORTER_OTLP_HEADERS</c>. Unset: a random key for each run. Set it (at least 16
+    /// characters) to export from a process the AppHost does not start.
+    /// </summary>
+    public string? OtlpApiKey { get; set; }
+
     /// <summary>Spans kept in memory; the oldest are dropped first.</summary>
     [Range(100, 10_000_000)] public int MaxSpans { get; set; } = 20_000;
 

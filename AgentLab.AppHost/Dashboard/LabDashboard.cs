@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 using AgentLab.AppHost.Dashboard.Telemetry;
 using AgentLab.AppHost.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -18,6 +19,11 @@ public sealed class LabDashboard(DashboardOptions options) : IAsyncDisposable
 {
     private WebApplication? _receiver;
     private WebApplication? _web;
+
+    // Configured, or made for this run: only the services this AppHost starts know it.
+    private readonly string _otlpApiKey = string.IsNullOrEmpty(options.OtlpApiKey)
+        ? RandomNumberGenerator.GetHexString(32, lowercase: true)
+        : options.OtlpApiKey;
 
     public DashboardOptions Options { get; } = options;
 
@@ -48,14 +54,15 @@ public sealed class LabDashboard(DashboardOptions options) : IAsyncDisposable
         if (_receiver is not null)
             return;
         Validate(Options);
-        _receiver = await StartOrExplainAsync(() => OtlpReceiver.StartAsync(Telemetry, Options, ct), Options.OtlpPort, "OtlpPort")
+        _receiver = await StartOrExplainAsync(() => OtlpReceiver.StartAsync(Telemetry, Options.OtlpPort, _otlpApiKey, ct), Options.OtlpPort, "OtlpPort")
             .ConfigureAwait(false);
         OtlpEndpoint = ListeningAt(_receiver);
     }
 
     /// <summary>
-    /// What every service gets so its telemetry reaches the dashboard: the receiver's address and export delays short
-    /// enough that a trace shows up while you look (the SDK's defaults are 5 s for spans and logs, 60 s for metrics).
+    /// What every service gets so its telemetry reaches the dashboard: the receiver's address, its API key, and export
+    /// delays short enough that a trace shows up while you look (the SDK's defaults are 5 s for spans and logs, 60 s for
+    /// metrics).
     /// </summary>
     public IReadOnlyDictionary<string, string> ServiceEnvironment() => OtlpEndpoint is not { } endpoint
         ? new Dictionary<string, string>()
@@ -63,6 +70,7 @@ public sealed class LabDashboard(DashboardOptions options) : IAsyncDisposable
         {
             ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint.GetLeftPart(UriPartial.Authority),
             ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+            ["OTEL_EXPORTER_OTLP_HEADERS"] = $"{OtlpReceiver.ApiKeyHeader}={_otlpApiKey}",
             ["OTEL_BSP_SCHEDULE_DELAY"] = Options.ExportDelayMilliseconds.ToString(CultureInfo.InvariantCulture),
             ["OTEL_BLRP_SCHEDULE_DELAY"] = Options.ExportDelayMilliseconds.ToString(CultureInfo.InvariantCulture),
             ["OTEL_METRIC_EXPORT_INTERVAL"] = Options.MetricExportIntervalMilliseconds.ToString(CultureInfo.InvariantCulture),
@@ -89,6 +97,12 @@ public sealed class LabDashboard(DashboardOptions options) : IAsyncDisposable
         }
         if (options.AccessToken is { Length: > 0 and < 16 })
             throw new LabStartupException("Dashboard:AccessToken is shorter than 16 characters: use a random one, e.g. `openssl rand -hex 16`.");
+        if (options.OtlpApiKey is { Length: > 0 } key && (key.Length < 16 || !key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        {
+            throw new LabStartupException(
+                "Dashboard:OtlpApiKey must be at least 16 letters, digits, '-', '_' or '.' (it travels in OTEL_EXPORTER_OTLP_HEADERS, " +
+                "where ',' and '=' separate headers): use a random one, e.g. `openssl rand -hex 16`, or leave it unset for a key per run.");
+        }
     }
 
     private static async Task<WebApplication> StartOrExplainAsync(Func<Task<WebApplication>> start, int port, string key)

@@ -1,4 +1,6 @@
 using System.IO.Compression;
+using System.Security.Cryptography;
+using System.Text;
 using AgentLab.AppHost.Dashboard.Telemetry.Otlp;
 using AgentLab.ServiceDefaults;
 using Google.Protobuf;
@@ -16,7 +18,8 @@ namespace AgentLab.AppHost.Dashboard.Telemetry;
 /// <summary>
 /// OTLP/HTTP with protobuf bodies (what the OpenTelemetry SDKs send with <c>OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf</c>):
 /// <c>POST /v1/traces</c>, <c>/v1/logs</c>, <c>/v1/metrics</c> on 127.0.0.1:OtlpPort, into the <see cref="TelemetryStore"/>.
-/// Loopback only: the services run on this machine, and telemetry carries execution ids and log text.
+/// Loopback only: the services run on this machine, and telemetry carries execution ids and log text. Every export
+/// carries the run's API key in <c>x-otlp-api-key</c>, so another local user or a web page cannot post fake telemetry.
 /// </summary>
 public static class OtlpReceiver
 {
@@ -25,14 +28,18 @@ public static class OtlpReceiver
 
     public const string ProtobufContentType = "application/x-protobuf";
 
-    public static async Task<WebApplication> StartAsync(TelemetryStore store, DashboardOptions options, CancellationToken ct)
+    /// <summary>The header that carries the API key (Aspire's dashboard uses the same).</summary>
+    public const string ApiKeyHeader = "x-otlp-api-key";
+
+    public static async Task<WebApplication> StartAsync(TelemetryStore store, int port, string apiKey, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrEmpty(apiKey);
         var builder = DashboardHosting.CreateBuilder();
-        builder.WebHost.UseUrls($"http://127.0.0.1:{options.OtlpPort}");
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = MaxBodyBytes);
         builder.Services.AddSingleton(store);
+        builder.Services.AddSingleton(new OtlpApiKey(apiKey));
         builder.Services.AddProblemDetails();
         var app = builder.Build();
         app.MapOtlp();
@@ -40,13 +47,29 @@ public static class OtlpReceiver
         return app;
     }
 
-    /// <summary>Maps the three OTLP/HTTP export routes (the store comes from DI).</summary>
+    /// <summary>Maps the three OTLP/HTTP export routes (the store and the <see cref="OtlpApiKey"/> come from DI).</summary>
     public static IEndpointRouteBuilder MapOtlp(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/traces", ExportTracesAsync);
-        endpoints.MapPost("/v1/logs", ExportLogsAsync);
-        endpoints.MapPost("/v1/metrics", ExportMetricsAsync);
+        var exports = endpoints.MapGroup("/v1").AddEndpointFilter(RequireApiKey);
+        exports.MapPost("/traces", ExportTracesAsync);
+        exports.MapPost("/logs", ExportLogsAsync);
+        exports.MapPost("/metrics", ExportMetricsAsync);
         return endpoints;
+    }
+
+    private static async ValueTask<object?> RequireApiKey(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
+    {
+        var context = invocation.HttpContext;
+        var key = context.RequestServices.GetRequiredService<OtlpApiKey>();
+        var sent = context.Request.Headers[ApiKeyHeader].ToString();
+        if (key.Matches(sent))
+            return await next(invocation).ConfigureAwait(false);
+        if (key.FirstRefusal())
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OtlpReceiver)).OtlpApiKeyRefused(context.Request.Path, sent.Length == 0 ? "no" : "a wrong");
+        return Problems.Create(StatusCodes.Status401Unauthorized, "otlp_api_key_required",
+            sent.Length == 0 ? $"The OTLP export has no {ApiKeyHeader} header" : $"The OTLP export's {ApiKeyHeader} is not this AppHost's",
+            $"Send the key in the {ApiKeyHeader} header. The AppHost gives it to the services it starts in OTEL_EXPORTER_OTLP_HEADERS; " +
+            "to export from another process, set Dashboard:OtlpApiKey and send the same key.");
     }
 
     public static Task<IResult> ExportTracesAsync(HttpContext context, TelemetryStore store, ILoggerFactory logs) =>
@@ -148,4 +171,17 @@ public static class OtlpReceiver
     }
 
     private sealed class BodyTooLargeException : Exception;
+}
+
+/// <summary>The receiver's API key, kept as a hash and compared in constant time.</summary>
+public sealed class OtlpApiKey(string key)
+{
+    private readonly byte[] _hash = SHA256.HashData(Encoding.UTF8.GetBytes(key));
+    private int _refused;
+
+    public bool Matches(string candidate) =>
+        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(candidate)), _hash);
+
+    /// <summary>True once: a misconfigured exporter retries every few seconds, and one line says what is wrong.</summary>
+    public bool FirstRefusal() => Interlocked.Exchange(ref _refused, 1) == 0;
 }

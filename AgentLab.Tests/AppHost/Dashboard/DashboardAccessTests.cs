@@ -36,6 +36,73 @@ public sealed class DashboardAccessTests
     }
 
     [Fact]
+    public async Task OtlpReceiver_ServicesGetARandomKeyPerRun_AndExportsWithoutItAreRefused()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var first = new LabDashboard(new DashboardOptions { OtlpPort = 0 });
+        await using var second = new LabDashboard(new DashboardOptions { OtlpPort = 0 });
+        await first.StartReceiverAsync(ct).WaitAsync(Bound, ct);
+        await second.StartReceiverAsync(ct).WaitAsync(Bound, ct);
+        var headers = first.ServiceEnvironment()["OTEL_EXPORTER_OTLP_HEADERS"];
+        var key = headers["x-otlp-api-key=".Length..];
+        using var http = new HttpClient { BaseAddress = first.OtlpEndpoint };
+
+        using var withKey = await PostLogAsync(http, key, ct);
+        using var withoutKey = await PostLogAsync(http, null, ct);
+        using var otherRunsKey = await PostLogAsync(http, second.ServiceEnvironment()["OTEL_EXPORTER_OTLP_HEADERS"]["x-otlp-api-key=".Length..], ct);
+
+        Assert.StartsWith("x-otlp-api-key=", headers, StringComparison.Ordinal);
+        Assert.Equal(32, key.Length);
+        Assert.NotEqual(headers, second.ServiceEnvironment()["OTEL_EXPORTER_OTLP_HEADERS"]);
+        Assert.Equal(HttpStatusCode.OK, withKey.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, withoutKey.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, otherRunsKey.StatusCode);
+        Assert.Equal(1, first.Telemetry.LogCount);
+    }
+
+    [Fact]
+    public async Task OtlpReceiver_ConfiguredKey_IsTheOneServicesGet()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var dashboard = new LabDashboard(new DashboardOptions { OtlpPort = 0, OtlpApiKey = "my-collector-key-0123" });
+        await dashboard.StartReceiverAsync(ct).WaitAsync(Bound, ct);
+        using var http = new HttpClient { BaseAddress = dashboard.OtlpEndpoint };
+
+        using var response = await PostLogAsync(http, "my-collector-key-0123", ct);
+
+        Assert.Equal("x-otlp-api-key=my-collector-key-0123", dashboard.ServiceEnvironment()["OTEL_EXPORTER_OTLP_HEADERS"]);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("short-key")]
+    [InlineData("a-long-enough-key,x-other=1")]
+    public async Task Start_OtlpApiKeyTooShortOrWithSeparators_RefusesWithTheReason(string key)
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var builder = NewBuilder(new StringWriter(), ("Dashboard:OtlpApiKey", key));
+        var web = builder.AddExecutable("web", Sh(UntilTerm));
+        await using var app = builder.Build();
+
+        var error = await Assert.ThrowsAsync<LabStartupException>(() => app.StartAsync(ct).WaitAsync(Bound, ct));
+
+        Assert.Contains("Dashboard:OtlpApiKey must be at least 16", error.Message, StringComparison.Ordinal);
+        Assert.Empty(web.Resource.Log.Snapshot());
+    }
+
+    private static Task<HttpResponseMessage> PostLogAsync(HttpClient http, string? apiKey, CancellationToken ct)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "v1/logs")
+        {
+            Content = new ByteArrayContent(Google.Protobuf.MessageExtensions.ToByteArray(OtlpFake.Logs("svc", OtlpFake.Log(9, "hello")))),
+        };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/x-protobuf");
+        if (apiKey is not null)
+            request.Headers.Add("x-otlp-api-key", apiKey);
+        return http.SendAsync(request, ct).WaitAsync(Bound, ct);
+    }
+
+    [Fact]
     public async Task Token_NoCookie_ApiAnswers401AndPagesRedirectToLogin()
     {
         var ct = TestContext.Current.CancellationToken;

@@ -37,6 +37,8 @@ internal sealed class TestReceiver : IAsyncDisposable
         Url = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First() + "/");
     }
 
+    public const string ApiKey = "receiver-test-key-0123456789";
+
     public TelemetryStore Store { get; }
 
     /// <summary>Base address ending in "/".</summary>
@@ -44,11 +46,18 @@ internal sealed class TestReceiver : IAsyncDisposable
 
     public static async Task<TestReceiver> StartAsync(DashboardOptions? options = null)
     {
-        options ??= new DashboardOptions();
-        options.OtlpPort = 0;
-        var store = new TelemetryStore(options);
-        var app = await OtlpReceiver.StartAsync(store, options, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30));
+        var store = new TelemetryStore(options ?? new DashboardOptions());
+        var app = await OtlpReceiver.StartAsync(store, port: 0, ApiKey, TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30));
         return new TestReceiver(app, store);
+    }
+
+    /// <summary>A client for raw posts that sends the receiver's key (or <paramref name="apiKey"/>; null sends none).</summary>
+    public HttpClient Client(string? apiKey = ApiKey)
+    {
+        var http = new HttpClient { BaseAddress = Url };
+        if (apiKey is not null)
+            http.DefaultRequestHeaders.Add(OtlpReceiver.ApiKeyHeader, apiKey);
+        return http;
     }
 
     public ValueTask DisposeAsync() => _app.DisposeAsync();
@@ -64,6 +73,7 @@ public sealed class OtlpReceiverTests
     {
         o.Endpoint = new Uri(receiver.Url, path);
         o.Protocol = OtlpExportProtocol.HttpProtobuf;
+        o.Headers = $"{OtlpReceiver.ApiKeyHeader}={TestReceiver.ApiKey}";
     }
 
     [Fact]
@@ -220,7 +230,7 @@ public sealed class OtlpReceiverTests
     public async Task Post_Json_Is415WithTheProtocolToSet()
     {
         await using var receiver = await TestReceiver.StartAsync();
-        using var http = new HttpClient { BaseAddress = receiver.Url };
+        using var http = receiver.Client();
 
         using var response = await http.PostAsync("v1/traces", new StringContent("{}", System.Text.Encoding.UTF8, "application/json"), Ct).WaitAsync(Bound, Ct);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
@@ -238,7 +248,7 @@ public sealed class OtlpReceiverTests
     public async Task Post_Garbage_Is400InvalidOtlp(string path)
     {
         await using var receiver = await TestReceiver.StartAsync();
-        using var http = new HttpClient { BaseAddress = receiver.Url };
+        using var http = receiver.Client();
 
         using var response = await http.PostAsync(path, Protobuf([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), Ct).WaitAsync(Bound, Ct);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
@@ -251,7 +261,7 @@ public sealed class OtlpReceiverTests
     public async Task Post_GzipBody_IsDecodedAndAnsweredWithAnEmptyProtobuf()
     {
         await using var receiver = await TestReceiver.StartAsync();
-        using var http = new HttpClient { BaseAddress = receiver.Url };
+        using var http = receiver.Client();
         var request = OtlpFake.Logs("gzip-svc", OtlpFake.Log(9, "compressed"));
         using var compressed = new MemoryStream();
         await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
@@ -272,7 +282,7 @@ public sealed class OtlpReceiverTests
     public async Task Post_BodyOver32MiB_Is413()
     {
         await using var receiver = await TestReceiver.StartAsync();
-        using var http = new HttpClient { BaseAddress = receiver.Url };
+        using var http = receiver.Client();
         // 33 MiB of zeros gzip to ~33 KB: the bound holds on what the body expands to, not only on what is sent.
         using var compressed = new MemoryStream();
         await using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
@@ -288,11 +298,30 @@ public sealed class OtlpReceiverTests
         Assert.Equal(0, receiver.Store.SpanCount);
     }
 
+    [Theory]
+    [InlineData(null, "no x-otlp-api-key header")]
+    [InlineData("someone-elses-key-0123456789", "is not this AppHost's")]
+    public async Task Post_WithoutTheApiKey_Is401AndNothingIsStored(string? apiKey, string title)
+    {
+        await using var receiver = await TestReceiver.StartAsync();
+        using var http = receiver.Client(apiKey);
+
+        using var response = await http.PostAsync("v1/logs", Protobuf(OtlpFake.Logs("forger", OtlpFake.Log(17, "fake alarm")).ToByteArray()), Ct)
+            .WaitAsync(Bound, Ct);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement;
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("otlp_api_key_required", problem.GetProperty("code").GetString());
+        Assert.Contains(title, problem.GetProperty("title").GetString(), StringComparison.Ordinal);
+        Assert.Contains("Dashboard:OtlpApiKey", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, receiver.Store.LogCount);
+    }
+
     [Fact]
     public async Task UnknownPath_Is404()
     {
         await using var receiver = await TestReceiver.StartAsync();
-        using var http = new HttpClient { BaseAddress = receiver.Url };
+        using var http = receiver.Client();
 
         using var response = await http.PostAsync("v1/profiles", Protobuf([]), Ct).WaitAsync(Bound, Ct);
 
@@ -362,6 +391,7 @@ public sealed class OtlpReceiverTests
         {
             using var http = new HttpClient(new SocketsHttpHandler { ActivityHeadersPropagator = null });
             using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = Protobuf([]) };
+            request.Headers.Add(OtlpReceiver.ApiKeyHeader, TestReceiver.ApiKey);
             request.Headers.Add("traceparent", $"00-{traceId.ToHexString()}-{ActivitySpanId.CreateRandom().ToHexString()}-01");
             return await http.SendAsync(request, Ct).WaitAsync(Bound, Ct);
         }

@@ -19,7 +19,7 @@ namespace AgentLab.AppHost.Dashboard.Telemetry;
 /// OTLP/HTTP with protobuf bodies (what the OpenTelemetry SDKs send with <c>OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf</c>):
 /// <c>POST /v1/traces</c>, <c>/v1/logs</c>, <c>/v1/metrics</c> on 127.0.0.1:OtlpPort, into the <see cref="TelemetryStore"/>.
 /// Loopback only: the services run on this machine, and telemetry carries execution ids and log text. Every export
-/// carries the run's API key in <c>x-otlp-api-key</c>, so another local user or a web page cannot post fake telemetry.
+/// carries the run's API key in <c>x-otlp-api-key</c>, so another local user cannot post fake telemetry.
 /// </summary>
 public static class OtlpReceiver
 {

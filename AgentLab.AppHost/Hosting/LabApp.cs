@@ -150,7 +150,8 @@ public sealed class LabApp : IAsyncDisposable
 
     private async Task WhenAllReadyAsync(CancellationToken ct)
     {
-        var pending = _runners.Values.Select(r => r.Ready).ToList();
+        // Settled, not Ready: a resource stopped from the dashboard while starting does not hold the lab's start up.
+        var pending = _runners.Values.Select(r => r.Settled).ToList();
         while (pending.Count > 0)
         {
             var done = await Task.WhenAny(pending).WaitAsync(ct).ConfigureAwait(false);

@@ -12,6 +12,9 @@ internal sealed class ResourceRunner(
     LabRuntime runtime)
 {
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // Completes when the user stops it before it was ever ready: the lab's start stops waiting for it (and for what
+    // waits for it), while its dependents go on waiting until it is started again.
+    private readonly TaskCompletionSource _stoppedBeforeReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _gate = new();
     // One action at a time (user stop/start/restart and the lab's final stop): two clicks never start two processes.
     private readonly SemaphoreSlim _actions = new(1, 1);
@@ -22,13 +25,41 @@ internal sealed class ResourceRunner(
     private volatile bool _shutDown;
     private volatile string? _inProgress; // the action that holds the gate, so the page offers nothing meanwhile
     private bool _prepared;
+    private IReadOnlyList<ResourceRunner> _dependencies = [];
 
     public LabResource Resource => resource;
 
-    /// <summary>Completes when the resource is first ready; faults when it failed to start.</summary>
+    /// <summary>Completes when the resource is first ready; faults when it failed to start; cancelled by the lab's stop.</summary>
     public Task Ready => _ready.Task;
 
-    public void Start(IReadOnlyList<ResourceRunner> dependencies) => _loop = RunAsync(dependencies);
+    /// <summary>
+    /// Completes when the user stopped it, or a resource it waits for, before it was ever ready: then it is not ready
+    /// and may never be, but nothing has failed.
+    /// </summary>
+    public Task Held { get; private set; } = Task.Delay(Timeout.Infinite);
+
+    /// <summary>What the lab's start waits for: ready, or held (see <see cref="Held"/>); faults as <see cref="Ready"/> does.</summary>
+    public Task Settled { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Begins the first loop; <paramref name="dependencies"/> have begun theirs already.</summary>
+    public void Start(IReadOnlyList<ResourceRunner> dependencies)
+    {
+        _dependencies = dependencies;
+        Held = Task.WhenAny([_stoppedBeforeReady.Task, .. dependencies.Select(d => d.Held)]);
+        Settled = SettleAsync();
+        _loop = RunAsync(dependencies);
+    }
+
+    /// <summary>This resource, if the user stopped it before it was ready, else those it waits for that were, however deep.</summary>
+    private IEnumerable<ResourceRunner> StoppedBeforeReady() => _stoppedBeforeReady.Task.IsCompleted
+        ? [this]
+        : _dependencies.Where(d => !d.Ready.IsCompleted).SelectMany(d => d.StoppedBeforeReady());
+
+    private async Task SettleAsync()
+    {
+        if (await Task.WhenAny(Ready, Held).ConfigureAwait(false) == Ready)
+            await Ready.ConfigureAwait(false);
+    }
 
     /// <summary>The actions that make sense now (the dashboard's buttons); the action itself checks again under its gate.</summary>
     public IReadOnlyList<ResourceAction> AvailableActions() =>
@@ -69,7 +100,8 @@ internal sealed class ResourceRunner(
 
     /// <summary>
     /// Stops the process (SIGTERM, grace, SIGKILL) and keeps it stopped: state Exited, no restart. Resources that depend
-    /// on it keep running (the user asked for this one). Returns once the process is gone.
+    /// on it keep running (the user asked for this one); stopped before it was ever ready, those that wait for it go on
+    /// waiting until it is started again, and the lab's start no longer waits for them. Returns once the process is gone.
     /// </summary>
     public Task StopByUserAsync() => ActAsync(ResourceAction.Stop, async () =>
     {
@@ -78,6 +110,8 @@ internal sealed class ResourceRunner(
         await StopLoopAsync().ConfigureAwait(false);
         resource.Message = "stopped from the dashboard";
         resource.SetState(ResourceState.Exited);
+        if (!_ready.Task.IsCompleted)
+            _stoppedBeforeReady.TrySetResult();
     });
 
     /// <summary>Begins a new loop (a new process; its readiness decides Running). Returns once it began.</summary>
@@ -140,7 +174,16 @@ internal sealed class ResourceRunner(
     {
         try
         {
-            await Task.WhenAll(dependencies.Select(d => d.Ready)).WaitAsync(_stop.Token).ConfigureAwait(false);
+            var allReady = Task.WhenAll(dependencies.Select(d => d.Ready));
+            await Task.WhenAny(allReady, Held).WaitAsync(_stop.Token).ConfigureAwait(false);
+            if (!allReady.IsCompleted)
+            {
+                var stopped = _dependencies.SelectMany(d => d.StoppedBeforeReady()).Distinct().Select(d => d.Resource.Name);
+                resource.Message = $"waiting: {string.Join(", ", stopped)} was stopped from the dashboard before it was ready; start it to go on";
+                await allReady.WaitAsync(_stop.Token).ConfigureAwait(false);
+                resource.Message = null;
+            }
+            await allReady.ConfigureAwait(false); // a dependency that failed throws here
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
@@ -390,6 +433,8 @@ internal sealed class ResourceRunner(
         {
             _shutDown = true;
             await StopLoopAsync().ConfigureAwait(false);
+            // Whoever still waits for its first readiness (a dependent, the lab's start) stops waiting.
+            _ready.TrySetCanceled();
             if (resource.State != ResourceState.Failed)
                 resource.SetState(ResourceState.Exited);
         }
@@ -415,8 +460,6 @@ internal sealed class ResourceRunner(
             await process.StopAsync(runtime.StopGrace).ConfigureAwait(false);
         }
         await _loop.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false);
-        // Whoever still waits for its first readiness (a dependent, the lab's start) stops waiting.
-        _ready.TrySetCanceled();
         resource.StartedAt = null;
         process?.Dispose();
     }

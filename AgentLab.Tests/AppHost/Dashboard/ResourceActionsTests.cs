@@ -38,6 +38,64 @@ public sealed class ResourceActionsTests
         Assert.DoesNotContain("hunter2", external.ToString());
     }
 
+    [Fact]
+    public async Task Stop_WhileStarting_LabStartCompletesAndDependentsWaitUntilItIsStartedAgain()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var ready = false;
+        var builder = NewBuilder(new StringWriter());
+        var db = builder.AddExecutable("db", Sh(UntilTerm)).WithReadinessProbe(_ => Task.FromResult(Volatile.Read(ref ready)));
+        var api = builder.AddExecutable("api", Sh(UntilTerm)).WaitFor(db);
+        var web = builder.AddExecutable("web", Sh(UntilTerm)).WaitFor(api);
+        await using var app = builder.Build();
+        var starting = app.StartAsync(ct);
+        await WaitUntilAsync(() => db.Resource.State == ResourceState.Starting && app.Dashboard?.Url is not null, "db starting", ct);
+        using var client = Client(app);
+
+        using var stop = await client.SendAsync(Post("api/resources/db/stop"), ct).WaitAsync(Bound, ct);
+        await starting.WaitAsync(Bound, ct); // nothing failed: the lab's start does not wait for what the user stopped
+        var apiHeld = await ResourceAsync(client, "api", ct);
+        var webHeld = await ResourceAsync(client, "web", ct);
+        Volatile.Write(ref ready, true);
+        using var start = await client.SendAsync(Post("api/resources/db/start"), ct).WaitAsync(Bound, ct);
+        await WaitUntilAsync(() => web.Resource.State == ResourceState.Running, "web running after db started again", ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, stop.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
+        Assert.Equal("waiting", apiHeld.GetProperty("state").GetString());
+        Assert.Equal("waiting: db was stopped from the dashboard before it was ready; start it to go on", apiHeld.GetProperty("message").GetString());
+        Assert.Equal("waiting", webHeld.GetProperty("state").GetString());
+        Assert.Contains("db was stopped", webHeld.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(ResourceState.Running, db.Resource.State);
+        Assert.Equal(ResourceState.Running, api.Resource.State);
+        Assert.Null(api.Resource.Message);
+        Assert.Single(api.Resource.Log.Snapshot(), l => l.Text.StartsWith("up ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Restart_WhileStarting_TheNewProcessCompletesTheLabStart()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var ready = false;
+        var builder = NewBuilder(new StringWriter());
+        var db = builder.AddExecutable("db", Sh(UntilTerm)).WithReadinessProbe(_ => Task.FromResult(Volatile.Read(ref ready)));
+        var api = builder.AddExecutable("api", Sh(UntilTerm)).WaitFor(db);
+        await using var app = builder.Build();
+        var starting = app.StartAsync(ct);
+        await WaitUntilAsync(() => db.Resource is { State: ResourceState.Starting, ProcessId: not null } && app.Dashboard?.Url is not null, "db starting", ct);
+        var firstPid = db.Resource.ProcessId!.Value;
+        using var client = Client(app);
+
+        using var restart = await client.SendAsync(Post("api/resources/db/restart"), ct).WaitAsync(Bound, ct);
+        Volatile.Write(ref ready, true);
+        await starting.WaitAsync(Bound, ct);
+
+        Assert.Equal(HttpStatusCode.Accepted, restart.StatusCode);
+        Assert.NotEqual(firstPid, db.Resource.ProcessId);
+        Assert.False(IsAlive(firstPid));
+        Assert.Equal(ResourceState.Running, api.Resource.State);
+    }
+
     [Theory]
     [InlineData("db (Host=db.example;Password=hunter2;Database=x) did not answer", "db (Host=db.example;Password=***;Database=x) did not answer")]
     [InlineData("Username=u; PWD = hunter2)", "Username=u; PWD=***)")]

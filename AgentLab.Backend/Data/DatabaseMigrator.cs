@@ -1,4 +1,6 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Options;
 
 namespace AgentLab.Backend.Data;
@@ -85,6 +87,10 @@ public sealed class DatabaseMigrator(
         state.Set(DatabaseState.Migrating, "Applying migrations.");
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AgentLabDb>();
+        // On a new database EF reads the history table before creating it and logs the failed SELECT as an error
+        // (dotnet/efcore#37328): every first start showed a "fail:" that was none. Creating it first (IF NOT EXISTS,
+        // as MigrateAsync would) keeps the log honest.
+        await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(ct).ConfigureAwait(false);
         var pending = (await db.Database.GetPendingMigrationsAsync(ct).ConfigureAwait(false)).ToList();
         var started = time.GetTimestamp();
         if (pending.Count > 0)

@@ -1,6 +1,9 @@
 using AgentLab.Backend.Data;
 using AgentLab.Tests.Support;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using AgentLab.Tests.AppHost;
 using Npgsql;
 
 namespace AgentLab.Tests.Backend.Data;
@@ -37,6 +40,32 @@ public sealed class MigrationSchemaTests
         Assert.Empty(missing);
         Assert.Contains("20261121000000_InitialSchema", await db.Database.GetAppliedMigrationsAsync(Ct));
         Assert.Empty(await db.Database.GetPendingMigrationsAsync(Ct));
+    }
+
+    [Fact]
+    public async Task Backend_FirstStartOnAnEmptyDatabase_MigratesWithoutAFailedCommandInTheLog()
+    {
+        var server = await SharedPostgres.GetAsync().WaitAsync(InfrastructureProcess.Bound, Ct);
+        var name = "empty_" + Guid.NewGuid().ToString("N")[..16];
+        await server.ExecuteAsync("postgres", $"CREATE DATABASE {name}", Ct);
+        await using var database = new TestDatabase(server, name); // dropped on dispose
+        var logs = new Security.CapturingLoggerProvider();
+        await using var backend = new BackendFactory(new Uri("http://127.0.0.1:9/"), database.ConnectionString);
+        using var factory = backend.WithWebHostBuilder(b => b.ConfigureLogging(l => l.AddProvider(logs).AddFilter<Security.CapturingLoggerProvider>(null, LogLevel.Trace)));
+        using var client = factory.CreateClient();
+
+        var deadline = DateTimeOffset.UtcNow + InfrastructureProcess.Bound;
+        while (!logs.Texts().Any(t => t.Contains("Database ready:", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTimeOffset.UtcNow < deadline, "the Backend did not report its database ready");
+            await Task.Delay(50, Ct);
+        }
+        await using var db = database.CreateContext();
+
+        // EF reads its history table before creating it and logs that SELECT as failed (dotnet/efcore#37328).
+        Assert.DoesNotContain(logs.Texts(), t => t.Contains("Failed executing DbCommand", StringComparison.Ordinal));
+        Assert.Empty(await db.Database.GetPendingMigrationsAsync(Ct));
+        Assert.Contains("20261121000000_InitialSchema", await db.Database.GetAppliedMigrationsAsync(Ct));
     }
 
     [Fact]

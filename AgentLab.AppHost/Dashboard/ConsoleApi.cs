@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using System.Threading.Channels;
 using AgentLab.AppHost.Hosting;
 using AgentLab.ServiceDefaults;
@@ -12,10 +13,20 @@ using Microsoft.Extensions.Hosting;
 
 namespace AgentLab.AppHost.Dashboard;
 
-/// <summary>One console line (<c>seq</c> counts from 1 per resource).</summary>
+/// <summary>One console line (<c>seq</c> counts from 1 per resource), without terminal escape sequences.</summary>
 public sealed record ConsoleLineDto(long Seq, DateTimeOffset Time, string Text, bool IsError)
 {
-    public static ConsoleLineDto From(LogLine line) => new(line.Sequence, line.Timestamp, line.Text, line.IsError);
+    public static ConsoleLineDto From(LogLine line) => new(line.Sequence, line.Timestamp, TerminalText.Plain(line.Text), line.IsError);
+}
+
+/// <summary>Console text as a page shows it: colours and cursor moves (Garnet's banner, say) are for terminals.</summary>
+public static partial class TerminalText
+{
+    /// <summary><paramref name="text"/> without ECMA-48 escape sequences (CSI such as colours, OSC such as titles, and two-character escapes).</summary>
+    public static string Plain(string text) => text.Contains('\u001b', StringComparison.Ordinal) ? Escapes().Replace(text, "") : text;
+
+    [GeneratedRegex(@"\x1B(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1B]*(?:\x07|\x1B\\)?|[@-Z\\-_])")]
+    private static partial Regex Escapes();
 }
 
 /// <summary>The kept console lines of one resource (<c>GET /api/resources/{name}/console</c>).</summary>
@@ -56,7 +67,7 @@ public static class ConsoleApi
 
         IEnumerable<LogLine> lines = resource.Log.After(after ?? 0);
         if (!string.IsNullOrEmpty(q))
-            lines = lines.Where(l => l.Text.Contains(q, StringComparison.OrdinalIgnoreCase));
+            lines = lines.Where(l => TerminalText.Plain(l.Text).Contains(q, StringComparison.OrdinalIgnoreCase));
         var kept = lines.ToList();
         var take = limit ?? DefaultLimit;
         // The newest n: what a console shows first.

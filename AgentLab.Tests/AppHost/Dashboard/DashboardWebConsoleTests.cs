@@ -54,6 +54,34 @@ public sealed class DashboardWebConsoleTests
         Assert.True(lines[0].TryGetProperty("time", out _));
     }
 
+    [Theory]
+    [InlineData("\u001b[31m    _________\u001b[0m", "    _________")]
+    [InlineData("\u001b[0mGarnet 2.2.8 64 bit; standalone mode\u001b[31m", "Garnet 2.2.8 64 bit; standalone mode")]
+    [InlineData("\u001b[1;35mhttps://aka.ms/GetGarnet\u001b[K", "https://aka.ms/GetGarnet")]
+    [InlineData("\u001b]0;window title\u0007text", "text")]
+    [InlineData("no escapes [brackets] stay", "no escapes [brackets] stay")]
+    public void TerminalText_EscapeSequences_AreRemoved(string raw, string shown)
+    {
+        Assert.Equal(shown, AgentLab.AppHost.Dashboard.TerminalText.Plain(raw));
+    }
+
+    [Fact]
+    public async Task Console_ColouredOutput_IsPlainTextAndSearchable()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var builder = NewBuilder(new StringWriter());
+        var web = builder.AddExecutable("web", Sh("printf '\\033[31mred\\033[0m alert\\n'; sleep 300"));
+        await using var app = builder.Build();
+        await app.StartAsync(ct).WaitAsync(Bound, ct);
+        await WaitUntilAsync(() => web.Resource.Log.Snapshot().Any(l => l.Text.Contains("alert", StringComparison.Ordinal)), "the coloured line", ct);
+        using var client = Client(app);
+
+        var found = await GetJsonAsync(client, "api/resources/web/console?q=red%20alert", ct);
+
+        Assert.Equal("red alert", Assert.Single(found.GetProperty("lines").EnumerateArray()).GetProperty("text").GetString());
+        Assert.Contains(web.Resource.Log.Snapshot(), l => l.Text.Contains('\u001b', StringComparison.Ordinal)); // the terminal keeps its colours
+    }
+
     [Fact]
     public async Task Console_AfterQueryAndLimit_Filter()
     {

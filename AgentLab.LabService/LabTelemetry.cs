@@ -9,6 +9,33 @@ public static class LabTelemetry
     public const string Name = "AgentLab.LabService";
 
     public static readonly ActivitySource ActivitySource = new(Name);
+
+    /// <summary>
+    /// A graph node's span (<c>node executor</c>): the model calls it makes are its children, and carry its name in
+    /// <c>agentlab.node</c> too, so a trace reads node by node.
+    /// </summary>
+    public static Activity? StartNode(string node, int attempt, int step)
+    {
+        var activity = ActivitySource.StartActivity($"node {node}", ActivityKind.Internal);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey, node);
+            activity.SetTag("agentlab.node.attempt", attempt);
+            activity.SetTag("agentlab.graph.step", step);
+        }
+        return activity;
+    }
+
+    /// <summary>The node whose span is <paramref name="activity"/> or one of its ancestors in this process, if any.</summary>
+    public static string? NodeOf(Activity? activity)
+    {
+        for (var a = activity; a is not null; a = a.Parent)
+        {
+            if (a.GetTagItem(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey) is string node)
+                return node;
+        }
+        return null;
+    }
     public static readonly Meter Meter = new(Name);
 
     public static readonly Histogram<double> TimeToFirstToken = Meter.CreateHistogram<double>(

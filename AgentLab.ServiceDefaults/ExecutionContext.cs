@@ -20,6 +20,12 @@ public static class AgentLabExecution
     /// <summary>Baggage key, span attribute name and log scope key.</summary>
     public const string ExecutionIdKey = "agentlab.execution_id";
 
+    /// <summary>Baggage key and span attribute: <c>simple</c> or <c>orchestrator</c>, travelling with the ID.</summary>
+    public const string ExecutionTypeKey = "agentlab.execution_type";
+
+    /// <summary>Span attribute of a graph node's span and of the model calls made inside it (<c>analyzer</c>, ...).</summary>
+    public const string NodeKey = "agentlab.node";
+
     /// <summary>The execution ID of the current operation, read from baggage, if any.</summary>
     public static string? CurrentId => Activity.Current?.GetBaggageItem(ExecutionIdKey);
 
@@ -33,12 +39,17 @@ public static class AgentLabExecution
     /// is started to carry the baggage for the rest of this async flow; wrap the work in
     /// <see cref="BeginLogScope"/> so its logs carry the ID too.
     /// </remarks>
-    public static void SetCurrentId(Guid executionId)
+    public static void SetCurrentId(Guid executionId, string? executionType = null)
     {
         var id = executionId.ToString();
         var activity = Activity.Current ?? new Activity("agentlab.execution").Start();
         activity.SetBaggage(ExecutionIdKey, id);
         activity.SetTag(ExecutionIdKey, id);
+        if (executionType is not null)
+        {
+            activity.SetBaggage(ExecutionTypeKey, executionType);
+            activity.SetTag(ExecutionTypeKey, executionType);
+        }
     }
 
     /// <summary>
@@ -94,10 +105,15 @@ internal sealed class ExecutionIdBoundaryMiddleware(RequestDelegate next)
 {
     public Task InvokeAsync(HttpContext context)
     {
-        if (Activity.Current is { } activity && activity.GetBaggageItem(AgentLabExecution.ExecutionIdKey) is not null)
+        if (Activity.Current is { } activity)
         {
-            activity.SetBaggage(AgentLabExecution.ExecutionIdKey, null);
-            activity.SetTag(AgentLabExecution.ExecutionIdKey, null);   // stamped on the server span when it started
+            foreach (var key in (string[])[AgentLabExecution.ExecutionIdKey, AgentLabExecution.ExecutionTypeKey])
+            {
+                if (activity.GetBaggageItem(key) is null)
+                    continue;
+                activity.SetBaggage(key, null);
+                activity.SetTag(key, null);   // stamped on the server span when it started
+            }
         }
         return next(context);
     }
@@ -142,12 +158,15 @@ internal sealed class ExecutionIdLogProcessor : BaseProcessor<OpenTelemetry.Logs
     }
 }
 
-/// <summary>Stamps <c>agentlab.execution_id</c> on every span started while one is in baggage.</summary>
+/// <summary>Stamps <c>agentlab.execution_id</c> and <c>agentlab.execution_type</c> on every span started while they are in baggage.</summary>
 internal sealed class ExecutionIdProcessor : BaseProcessor<Activity>
 {
     public override void OnStart(Activity data)
     {
-        if (data.GetBaggageItem(AgentLabExecution.ExecutionIdKey) is { } id)
-            data.SetTag(AgentLabExecution.ExecutionIdKey, id);
+        if (data.GetBaggageItem(AgentLabExecution.ExecutionIdKey) is not { } id)
+            return;
+        data.SetTag(AgentLabExecution.ExecutionIdKey, id);
+        if (data.GetBaggageItem(AgentLabExecution.ExecutionTypeKey) is { } type)
+            data.SetTag(AgentLabExecution.ExecutionTypeKey, type);
     }
 }

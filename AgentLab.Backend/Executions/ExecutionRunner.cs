@@ -100,7 +100,7 @@ public sealed class ExecutionRunner(
         var record = start.Record;
 
         // Travels as baggage to LabService and from there to every model call, and tags this run's spans and logs.
-        AgentLabExecution.SetCurrentId(id);
+        AgentLabExecution.SetCurrentId(id, record.ExecutionType);
         var request = JsonSerializer.Deserialize(record.Request, BackendJsonContext.Wire.ExecutionRequest)
             ?? throw new InvalidDataException($"Execution {id} has no stored request.");
 

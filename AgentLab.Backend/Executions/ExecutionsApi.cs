@@ -141,13 +141,13 @@ public static class ExecutionsApi
                     "for a new request, or send exactly the same request to get that execution back.",
                     [new("execution_id", existing.Id)]);
             }
-            AgentLabExecution.SetCurrentId(existing.Id);
+            AgentLabExecution.SetCurrentId(existing.Id, existing.ExecutionType);
             return isAsync
                 ? await AcceptedAsync(request.HttpContext, store, existing, ct)
                 : await AnswerWhenFinishedAsync(store, existing, RunBound(labOptions.Value), ct);
         }
 
-        AgentLabExecution.SetCurrentId(record.Id);
+        AgentLabExecution.SetCurrentId(record.Id, record.ExecutionType);
         loggers.CreateLogger(typeof(ExecutionsApi)).ExecutionAccepted(record.Id, record.Mode, queue.Count);
         ContentCapture.PromptAccepted(request.HttpContext, record.Id, body.Prompt);   // only with Telemetry:CaptureContent
         held.Hold(record.Id);

@@ -314,6 +314,8 @@ public sealed class OllamaClient : IChatClient
             activity.SetTag("gen_ai.request.model", model);
             activity.SetTag("server.address", Endpoint.Host);
             activity.SetTag("server.port", Endpoint.Port);
+            if (LabTelemetry.NodeOf(activity.Parent) is { } node)
+                activity.SetTag(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey, node);
         }
         return activity;
     }

@@ -144,6 +144,38 @@ public sealed class SimplePathTests(LabStack stack) : IClassFixture<LabStack>
     }
 
     [Fact]
+    public async Task Execute_Orchestrator_TraceReadsNodeByNodeWithEachModelCallUnderItsNode()
+    {
+        using var spans = new SpanRecorder();
+
+        using var response = await PostExecuteAsync("""{"prompt": "Plan a small garden", "model": "mistral7b", "execution_type": "orchestrator"}""");
+        var body = await JsonAsync(response);
+        var id = body.GetProperty("execution_id").GetString()!;
+        var backendSpan = await SpanRecorder.WaitForAsync(() => spans.ServerSpan("/api/v1/execute", id), "the Backend's execute request");
+        var traceId = backendSpan.TraceId;
+        var inTrace = spans.Spans.Where(a => a.TraceId == traceId).ToList();
+        var nodes = inTrace.Where(a => a.Source.Name == "AgentLab.LabService" && a.OperationName.StartsWith("node ", StringComparison.Ordinal)).ToList();
+        var chats = inTrace.Where(a => a.Source.Name == "AgentLab.LabService" && a.DisplayName.StartsWith("chat ", StringComparison.Ordinal)).ToList();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("completed", body.GetProperty("status").GetString());
+        var ran = body.GetProperty("flow").GetProperty("nodes").EnumerateArray().Select(n => n.GetProperty("name").GetString()).ToList();
+        Assert.Equal(ran, nodes.OrderBy(n => n.StartTimeUtc).Select(n => n.GetTagItem(AgentLabExecution.NodeKey) as string));
+        Assert.Contains("analyzer", ran);
+        Assert.NotEmpty(chats);
+        Assert.All(chats, chat =>
+        {
+            var node = Assert.Single(nodes, n => n.SpanId == chat.ParentSpanId);
+            Assert.Equal(node.GetTagItem(AgentLabExecution.NodeKey), chat.GetTagItem(AgentLabExecution.NodeKey));
+        });
+        Assert.All(nodes.Concat(chats).Append(backendSpan), span =>
+        {
+            Assert.Equal(id, span.GetTagItem(AgentLabExecution.ExecutionIdKey));
+            Assert.Equal("orchestrator", span.GetTagItem(AgentLabExecution.ExecutionTypeKey));
+        });
+    }
+
+    [Fact]
     public async Task Execute_MisspelledModel_Returns404ModelNotFoundWithCloseMatches()
     {
         using var response = await PostExecuteAsync("""{"prompt": "Dime 3 números primos", "model": "mistrl7b"}""");

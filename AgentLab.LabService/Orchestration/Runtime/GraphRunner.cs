@@ -235,8 +235,14 @@ public sealed class GraphRunner(IChatClient chat)
             var started = Stopwatch.GetTimestamp();
             scope.Emit(new NodeStartedEvent { Node = name, Attempt = attempt, Step = step, Ts = startedAt });
             var ctx = new NodeContext(scope, name, attempt);
+            using var span = LabTelemetry.StartNode(name, attempt, step);
             NodeRun Finish(string status, string? output, NodeRunError? error)
             {
+                span?.SetStatus(status == NodeRun.CompletedStatus ? ActivityStatusCode.Unset : ActivityStatusCode.Error, error?.Message);
+                span?.SetTag("agentlab.node.status", status);
+                if (error is not null)
+                    span?.SetTag("error.type", error.Code);
+                span?.Stop(); // before a retry's backoff, which is not this attempt's work
                 var duration = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 ctx.Metrics.DurationMs = duration;
                 var run = new NodeRun

@@ -63,7 +63,7 @@ public sealed class DashboardPageTests(DashboardPageFixture fake) : IClassFixtur
     }
 
     [Fact]
-    public async Task TraceView_FakeTrace_DrawsTreeInDepthOrderWithGenAiHighlighted()
+    public async Task TraceView_FakeTrace_DrawsTreeInDepthOrderWithGenAiHighlightedAndNodesMarked()
     {
         await using var browser = await fake.OpenAsync($"#/traces/{DashboardPageFixture.TraceId}");
         var page = browser.Page;
@@ -77,7 +77,10 @@ public sealed class DashboardPageTests(DashboardPageFixture fake) : IClassFixtur
         Assert.Equal(["a000000000000001/0", "b000000000000002/1", "c000000000000003/2", "d000000000000004/1"], order);
         await Expect(modelCall).ToHaveAttributeAsync("data-span-id", "c000000000000003");
         await Expect(modelCall).ToHaveAttributeAsync("data-parent-span-id", "b000000000000002");
-        await Expect(modelCall.GetByTestId("gen-ai-summary")).ToHaveTextAsync("mistral:7b · 7 in / 12 out · [stop]");
+        await Expect(modelCall.GetByTestId("gen-ai-summary")).ToHaveTextAsync("executor · mistral:7b · 7 in / 12 out · [stop]");
+        await Expect(modelCall.Locator(".badge.node")).ToHaveCountAsync(0);
+        await Expect(page.Locator(".span-row.node")).ToHaveAttributeAsync("data-span-id", "b000000000000002");
+        await Expect(page.Locator(".span-row.node .badge.node")).ToHaveTextAsync("node");
         var details = page.GetByTestId("span-details");
         await Expect(details.Locator("tr.highlight")).ToHaveCountAsync(4);
         await Expect(details.Locator("tr.highlight[data-key='gen_ai.request.model'] td")).ToHaveTextAsync("mistral:7b");

@@ -1,9 +1,11 @@
 // One trace: the span tree on a timeline (rows in the API's depth-first order, indented by depth, bars placed by
 // offset and duration against the whole trace), and the selected span's attributes and events. Model calls
-// (is_gen_ai) are marked and their gen_ai.* attributes highlighted.
+// (is_gen_ai) are marked and their gen_ai.* attributes highlighted; a graph node's span (agentlab.node, no gen_ai.*)
+// gets a node badge, so an orchestrator run reads node by node.
 import { h, getJson, poll, statusLine, formatDateTime, formatMs, attributeTable, formatValue, colourClass, ApiError } from '../lib.js';
 
 const isGenAi = (key) => key.startsWith('gen_ai.');
+const nodeOf = (span) => (span.attributes || {})['agentlab.node'];
 
 export function render(main, { id }, signal) {
   const status = statusLine();
@@ -63,6 +65,7 @@ export function render(main, { id }, signal) {
       h('span', { class: `dot ${colourClass(span.resource)}` }),
       h('span', { class: 'name' }, span.name),
       span.is_gen_ai ? h('span', { class: 'badge gen-ai', title: 'Model call (gen_ai.* attributes)' }, 'AI') : null,
+      !span.is_gen_ai && nodeOf(span) ? h('span', { class: 'badge node', title: 'A node of the agent graph (agentlab.node)' }, 'node') : null,
       span.status === 'error' ? h('span', { class: 'badge error' }, 'error') : null,
       h('span', { class: 'muted small' }, span.resource),
       hint(span) ? h('span', { class: 'hint small', title: hint(span) }, hint(span)) : null);
@@ -74,8 +77,9 @@ export function render(main, { id }, signal) {
     else { duration.classList.add('inside'); duration.style.right = `calc(${100 - left - width}% + 6px)`; }
     const track = h('div', { class: 'track' }, bar, duration);
     const summary = span.is_gen_ai ? genAiSummary(span.attributes || {}) : null;
+    const node = !span.is_gen_ai && nodeOf(span) ? ' node' : '';
     const row = h('div', {
-      class: `span-row${span.is_gen_ai ? ' gen-ai' : ''}${span.span_id === selected ? ' selected' : ''}`,
+      class: `span-row${span.is_gen_ai ? ' gen-ai' : ''}${node}${span.span_id === selected ? ' selected' : ''}`,
       role: 'button', tabindex: '0',
       data: { 'span-id': span.span_id, 'parent-span-id': span.parent_span_id, resource: span.resource, depth, 'gen-ai': span.is_gen_ai ? 'true' : null, status: span.status },
       onclick: () => select(span),
@@ -116,13 +120,14 @@ function hint(span) {
   return value.length > 80 ? `${value.slice(0, 79)}…` : value;
 }
 
-/** "mistral:7b · 12 in / 40 out · stop" from the GenAI semantic conventions' attributes. */
+/** "executor · mistral:7b · 12 in / 40 out · stop" from the GenAI semantic conventions' attributes (and its node's name). */
 function genAiSummary(a) {
   const model = a['gen_ai.response.model'] ?? a['gen_ai.request.model'];
   const input = a['gen_ai.usage.input_tokens'];
   const output = a['gen_ai.usage.output_tokens'];
   const finish = a['gen_ai.response.finish_reasons'];
   const parts = [];
+  if (a['agentlab.node'] !== undefined) parts.push(formatValue(a['agentlab.node']));
   if (model !== undefined) parts.push(formatValue(model));
   if (input !== undefined || output !== undefined) parts.push(`${formatValue(input ?? '?')} in / ${formatValue(output ?? '?')} out`);
   if (finish !== undefined) parts.push(formatValue(finish));

@@ -2,6 +2,7 @@ using AgentLab.AppHost.Dashboard;
 using AgentLab.AppHost.Dashboard.Telemetry;
 using AgentLab.AppHost.Dashboard.Telemetry.Otlp;
 using Google.Protobuf;
+using AgentLab.Tests.Support;
 
 namespace AgentLab.Tests.AppHost.Dashboard;
 
@@ -96,14 +97,9 @@ internal static class OtlpFake
 
 public sealed class TelemetryStoreTests
 {
+    // The clock is stopped at OtlpFake.Now: the metrics window does not slide while the suite runs.
     private static TelemetryStore NewStore(int maxSpans = 1000, int maxLogs = 1000, int maxPoints = 100, int maxSeries = TelemetryStore.DefaultMaxSeries) =>
-        new(new DashboardOptions { MaxSpans = maxSpans, MaxLogRecords = maxLogs, MaxMetricPoints = maxPoints }, maxSeries, new AtOtlpFakeNow());
-
-    /// <summary>A clock stopped at <see cref="OtlpFake.Now"/>: the metrics window does not slide while the suite runs.</summary>
-    private sealed class AtOtlpFakeNow : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddTicks((long)(OtlpFake.Now / 100));
-    }
+        new(new DashboardOptions { MaxSpans = maxSpans, MaxLogRecords = maxLogs, MaxMetricPoints = maxPoints }, maxSeries, new StoppedClock(DateTimeOffset.UnixEpoch.AddTicks((long)(OtlpFake.Now / 100))));
 
     // ---- bounds ----
 

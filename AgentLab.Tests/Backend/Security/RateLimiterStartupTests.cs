@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using AgentLab.Tests.Support;
 
 namespace AgentLab.Tests.Backend.Security;
 
@@ -83,10 +84,5 @@ public sealed class RateLimiterStartupTests
         context.Request.Path = "/api/v1/history";
         context.Connection.RemoteIpAddress = IPAddress.Parse("203.0.113.7");
         return context;
-    }
-
-    private sealed class StoppedClock(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
     }
 }

@@ -1,20 +1,16 @@
 using System.Text.Json;
 using AgentLab.LabService.Orchestration.Tools;
+using AgentLab.Tests.Support;
 
 namespace AgentLab.Tests.Orchestration.Tools;
 
 public sealed class UtcNowToolTests
 {
-    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => now;
-    }
-
     [Fact]
     public async Task InvokeAsync_InjectedClock_ReturnsUtcIso8601AndWeekday()
     {
         // 12:30 at +02:00 is 10:30 UTC; 2026-11-21 is a Saturday.
-        var tool = new UtcNowTool(new FixedTime(new DateTimeOffset(2026, 11, 21, 12, 30, 15, 678, TimeSpan.FromHours(2))));
+        var tool = new UtcNowTool(new StoppedClock(new DateTimeOffset(2026, 11, 21, 12, 30, 15, 678, TimeSpan.FromHours(2))));
         using var args = JsonDocument.Parse("{}");
 
         var result = await tool.InvokeAsync(args.RootElement, TestContext.Current.CancellationToken);
@@ -30,7 +26,7 @@ public sealed class UtcNowToolTests
     [Fact]
     public async Task InvokeAsync_UnexpectedArguments_AreIgnored()
     {
-        var tool = new UtcNowTool(new FixedTime(new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero)));
+        var tool = new UtcNowTool(new StoppedClock(new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero)));
         using var args = JsonDocument.Parse("""{"timezone":"Europe/Madrid"}""");
 
         var result = await tool.InvokeAsync(args.RootElement, TestContext.Current.CancellationToken);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using AgentLab.ServiceDefaults;
 
 namespace AgentLab.LabService;
 
@@ -10,6 +11,17 @@ public static class LabTelemetry
 
     public static readonly ActivitySource ActivitySource = new(Name);
 
+    public static readonly Meter Meter = new(Name);
+
+    public static readonly Histogram<double> TimeToFirstToken = Meter.CreateHistogram<double>(
+        "agentlab.model.time_to_first_token", "s", "Time from sending a model call to its first token.");
+
+    public static readonly Histogram<double> OperationDuration = Meter.CreateHistogram<double>(
+        "gen_ai.client.operation.duration", "s", "Duration of a model call, success or failure.");
+
+    public static readonly Counter<long> Tokens = Meter.CreateCounter<long>(
+        "agentlab.model.tokens", "{token}", "Tokens read (input) and generated (output) by model calls.");
+
     /// <summary>
     /// A graph node's span (<c>node executor</c>): the model calls it makes are its children, and carry its name in
     /// <c>agentlab.node</c> too, so a trace reads node by node.
@@ -19,7 +31,7 @@ public static class LabTelemetry
         var activity = ActivitySource.StartActivity($"node {node}", ActivityKind.Internal);
         if (activity is { IsAllDataRequested: true })
         {
-            activity.SetTag(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey, node);
+            activity.SetTag(AgentLabExecution.NodeKey, node);
             activity.SetTag("agentlab.node.attempt", attempt);
             activity.SetTag("agentlab.graph.step", step);
         }
@@ -31,19 +43,9 @@ public static class LabTelemetry
     {
         for (var a = activity; a is not null; a = a.Parent)
         {
-            if (a.GetTagItem(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey) is string node)
+            if (a.GetTagItem(AgentLabExecution.NodeKey) is string node)
                 return node;
         }
         return null;
     }
-    public static readonly Meter Meter = new(Name);
-
-    public static readonly Histogram<double> TimeToFirstToken = Meter.CreateHistogram<double>(
-        "agentlab.model.time_to_first_token", "s", "Time from sending a model call to its first token.");
-
-    public static readonly Histogram<double> OperationDuration = Meter.CreateHistogram<double>(
-        "gen_ai.client.operation.duration", "s", "Duration of a model call, success or failure.");
-
-    public static readonly Counter<long> Tokens = Meter.CreateCounter<long>(
-        "agentlab.model.tokens", "{token}", "Tokens read (input) and generated (output) by model calls.");
 }

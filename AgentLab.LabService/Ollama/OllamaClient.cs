@@ -9,6 +9,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using AgentLab.LabService.Models;
+using AgentLab.ServiceDefaults;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.Options;
 
@@ -315,7 +316,7 @@ public sealed class OllamaClient : IChatClient
             activity.SetTag("server.address", Endpoint.Host);
             activity.SetTag("server.port", Endpoint.Port);
             if (LabTelemetry.NodeOf(activity.Parent) is { } node)
-                activity.SetTag(AgentLab.ServiceDefaults.AgentLabExecution.NodeKey, node);
+                activity.SetTag(AgentLabExecution.NodeKey, node);
         }
         return activity;
     }

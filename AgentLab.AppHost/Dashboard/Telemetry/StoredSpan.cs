@@ -18,6 +18,7 @@ internal sealed class StoredSpan
     public SpanStatusName Status { get; init; }
     public string? StatusMessage { get; init; }
     public string? ExecutionId { get; init; }
+    public string? ExecutionType { get; init; }
     public bool IsGenAi { get; init; }
     public required IReadOnlyDictionary<string, object?> Attributes { get; init; }
     public required IReadOnlyList<SpanEventView> Events { get; init; }
@@ -56,6 +57,7 @@ internal sealed class StoredSpan
             },
             StatusMessage = span.Status is { Message.Length: > 0 } status ? OtlpValues.Cut(status.Message) : null,
             ExecutionId = attributes.GetValueOrDefault(AgentLabExecution.ExecutionIdKey) as string,
+            ExecutionType = attributes.GetValueOrDefault(AgentLabExecution.ExecutionTypeKey) as string,
             IsGenAi = attributes.Keys.Any(k => k.StartsWith("gen_ai.", StringComparison.Ordinal)),
             Attributes = attributes,
             Events = span.Events.Take(OtlpValues.MaxAttributes)

@@ -36,7 +36,9 @@ public sealed record TraceSummary(
     int SpanCount,
     int ErrorCount,
     SpanStatusName Status,
-    IReadOnlyList<string> ExecutionIds);
+    IReadOnlyList<string> ExecutionIds,
+    IReadOnlyList<string> ExecutionTypes,
+    int ModelCalls);
 
 public sealed record TracesPage(IReadOnlyList<TraceSummary> Traces, int Kept, int Capacity, long Dropped);
 

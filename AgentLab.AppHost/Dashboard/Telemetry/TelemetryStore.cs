@@ -382,13 +382,19 @@ public sealed class TelemetryStore
         }
         // The earliest span stands in while the root has not arrived (or was dropped): it is usually the top one kept.
         var head = root ?? earliest;
-        var executionIds = spans.Select(s => s.ExecutionId).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        // Every execution's trace is named POST /api/v1/execute: which execution, of what type, and how many model
+        // calls are what tell the rows apart.
+        var executionIds = Distinct(spans.Select(s => s.ExecutionId));
+        var executionTypes = Distinct(spans.Select(s => s.ExecutionType));
         return new TraceSummary(head.TraceId, head.Name, head.Resource, Resources(spans), OtlpValues.Time(start),
-            OtlpValues.Milliseconds(start, end), spans.Count, errors, errors > 0 ? SpanStatusName.Error : SpanStatusName.Ok, executionIds);
+            OtlpValues.Milliseconds(start, end), spans.Count, errors, errors > 0 ? SpanStatusName.Error : SpanStatusName.Ok,
+            executionIds, executionTypes, spans.Count(s => s.IsGenAi));
     }
 
-    private static List<string> Resources(IEnumerable<StoredSpan> spans) =>
-        spans.Select(s => s.Resource).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+    private static List<string> Resources(IEnumerable<StoredSpan> spans) => Distinct(spans.Select(s => s.Resource));
+
+    private static List<string> Distinct(IEnumerable<string?> values) =>
+        values.OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
 
     // ---- metrics --------------------------------------------------------------------------------------------------
 

@@ -129,9 +129,10 @@ public sealed class DashboardPageFixture : IAsyncLifetime
 
     private const string Traces = $$"""
         {"traces":[{"trace_id":"{{TraceId}}","name":"POST /api/v1/execute","resource":"backend","resources":["backend","labservice"],
-          "start":"2026-11-22T03:20:04Z","duration_ms":41.2,"span_count":4,"error_count":0,"status":"ok","execution_ids":["exec-1"]},
+          "start":"2026-11-22T03:20:04Z","duration_ms":41.2,"span_count":4,"error_count":0,"status":"ok","execution_ids":["01a201ec-48ec-76e1-b990-2b5abd3c4fa1"],
+          "execution_types":["orchestrator"],"model_calls":3},
          {"trace_id":"0af7651916cd43dd8448eb211c80319c","name":"GET /api/v1/history","resource":"backend","resources":["backend"],
-          "start":"2026-11-22T03:20:03Z","duration_ms":3.5,"span_count":1,"error_count":1,"status":"error","execution_ids":[]}],
+          "start":"2026-11-22T03:20:03Z","duration_ms":3.5,"span_count":1,"error_count":1,"status":"error","execution_ids":[],"execution_types":[],"model_calls":0}],
          "kept":5,"capacity":50000,"dropped":0}
         """;
 

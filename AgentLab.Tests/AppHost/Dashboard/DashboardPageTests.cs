@@ -116,7 +116,12 @@ public sealed class DashboardPageTests(DashboardPageFixture fake) : IClassFixtur
         await Expect(page.GetByTestId("traces-execution-id")).ToHaveValueAsync("exec-1");
         var error = page.Locator("tr[data-trace-id][data-status='error']");
         await Expect(error).ToBeVisibleAsync(Visible);
-        await page.Locator($"tr[data-trace-id='{DashboardPageFixture.TraceId}']").ClickAsync();
+        var execution = page.Locator($"tr[data-trace-id='{DashboardPageFixture.TraceId}']");
+        await Expect(execution.GetByTestId("trace-execution")).ToHaveTextAsync("01a201ec… orchestrator");
+        await Expect(execution.GetByTestId("trace-execution").Locator("code")).ToHaveAttributeAsync("title", "01a201ec-48ec-76e1-b990-2b5abd3c4fa1");
+        await Expect(execution.GetByTestId("trace-model-calls")).ToHaveTextAsync("3");
+        await Expect(error.GetByTestId("trace-execution")).ToHaveTextAsync("");
+        await execution.ClickAsync();
         await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex($"#/traces/{DashboardPageFixture.TraceId}$"));
         Assert.Empty(browser.Errors);
     }

@@ -110,6 +110,8 @@ public sealed class TelemetryApiTests : IAsyncLifetime
         Assert.Equal(500, summary.GetProperty("duration_ms").GetDouble(), 6);
         Assert.Equal((2, 0, "ok"), (summary.GetProperty("span_count").GetInt32(), summary.GetProperty("error_count").GetInt32(), summary.GetProperty("status").GetString()));
         Assert.Equal(["exec-7"], summary.GetProperty("execution_ids").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(0, summary.GetProperty("execution_types").GetArrayLength());
+        Assert.Equal(1, summary.GetProperty("model_calls").GetInt32());
         Assert.Equal(2, list.GetProperty("kept").GetInt32());
 
         Assert.Equal(HttpStatusCode.OK, detailStatus);

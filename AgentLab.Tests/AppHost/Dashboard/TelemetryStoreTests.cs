@@ -284,10 +284,11 @@ public sealed class TelemetryStoreTests
         var store = NewStore();
         var (t1, t2, t3) = (OtlpFake.TraceId(1), OtlpFake.TraceId(2), OtlpFake.TraceId(3));
         store.Add(OtlpFake.Spans("backend",
-            OtlpFake.Span(t1, OtlpFake.SpanId(1), null, "POST /api/v1/execute", 0, 5, ("agentlab.execution_id", "exec-1")),
+            OtlpFake.Span(t1, OtlpFake.SpanId(1), null, "POST /api/v1/execute", 0, 5, ("agentlab.execution_id", "exec-1"), ("agentlab.execution_type", "orchestrator")),
             OtlpFake.Span(t2, OtlpFake.SpanId(3), null, "GET /api/v1/history", 10, 11)));
         store.Add(OtlpFake.Spans("labservice",
-            OtlpFake.Span(t1, OtlpFake.SpanId(2), OtlpFake.SpanId(1), "POST /inference/", 1, 4, ("agentlab.execution_id", "exec-1")),
+            OtlpFake.Span(t1, OtlpFake.SpanId(2), OtlpFake.SpanId(1), "POST /orchestrate/", 1, 4, ("agentlab.execution_id", "exec-1"), ("agentlab.execution_type", "orchestrator")),
+            OtlpFake.Span(t1, OtlpFake.SpanId(5), OtlpFake.SpanId(2), "chat mistral:7b", 2, 3, ("gen_ai.operation.name", "chat"), ("agentlab.execution_id", "exec-1")),
             OtlpFake.Span(t3, OtlpFake.SpanId(4), null, "GET /models/", 20, 21, ("agentlab.execution_id", "exec-10"))));
         string[] Ids(TraceQuery query) => store.QueryTraces(query).Traces.Select(t => t.TraceId).ToArray();
 
@@ -298,9 +299,13 @@ public sealed class TelemetryStoreTests
         Assert.Equal([t3], Ids(new TraceQuery(Resource: "labservice", ExecutionId: "exec-10")));
         Assert.Empty(Ids(new TraceQuery(ExecutionId: "exec")));
         var summary = store.QueryTraces(new TraceQuery(ExecutionId: "exec-1")).Traces.Single();
-        Assert.Equal(("POST /api/v1/execute", "backend", 2, 5000.0), (summary.Name, summary.Resource, summary.SpanCount, summary.DurationMs));
+        Assert.Equal(("POST /api/v1/execute", "backend", 3, 5000.0), (summary.Name, summary.Resource, summary.SpanCount, summary.DurationMs));
         Assert.Equal(["backend", "labservice"], summary.Resources);
         Assert.Equal(["exec-1"], summary.ExecutionIds);
+        Assert.Equal(["orchestrator"], summary.ExecutionTypes);
+        Assert.Equal(1, summary.ModelCalls);
+        var other = store.QueryTraces(new TraceQuery(ExecutionId: "exec-10")).Traces.Single();
+        Assert.Equal((0, 0), (other.ExecutionTypes.Count, other.ModelCalls));
     }
 
     // ---- the trace tree ----

@@ -21,7 +21,7 @@ export function render(main, { params }, signal) {
       resourceSelect(filters.resource, signal, (value) => { filters.resource = value; changed(); }),
       execution, h('button', { type: 'button', onclick: () => { last = ''; refresh(); } }, 'Refresh'), summary),
     h('table', { class: 'grid traces', data: { testid: 'traces' } },
-      h('thead', null, h('tr', null, ['Name', 'Resources', 'Start', 'Duration', 'Spans', 'Status'].map((t) => h('th', null, t)))),
+      h('thead', null, h('tr', null, ['Name', 'Execution', 'Resources', 'Start', 'Duration', 'Model calls', 'Spans', 'Status'].map((t) => h('th', null, t)))),
       tbody),
     status);
 
@@ -35,7 +35,7 @@ export function render(main, { params }, signal) {
     summary.textContent = `${traces.length} shown · ${body?.kept ?? 0} kept of ${body?.capacity ?? '?'}` + (body?.dropped ? ` · ${body.dropped} dropped` : '');
     tbody.replaceChildren(...traces.map(row));
     if (!traces.length) {
-      tbody.append(h('tr', null, h('td', { colspan: 6, class: 'muted' },
+      tbody.append(h('tr', null, h('td', { colspan: 8, class: 'muted' },
         filters.execution_id ? 'No trace carries this execution ID (yet): spans arrive a second or two after the work.' : 'No traces yet.')));
     }
   }, status.show);
@@ -50,9 +50,20 @@ function row(trace) {
     onkeydown: (event) => { if (event.key === 'Enter') location.hash = href; },
   },
   h('td', null, h('a', { href, data: { testid: 'trace-link' } }, trace.name || trace.trace_id)),
+  h('td', { data: { testid: 'trace-execution' } }, execution(trace)),
   h('td', null, (trace.resources || []).map((r) => h('span', { class: `chip ${colourClass(r)}` }, r))),
   h('td', { class: 'nowrap' }, formatDateTime(trace.start)),
   h('td', { class: 'num' }, formatMs(trace.duration_ms)),
+  h('td', { class: 'num', data: { testid: 'trace-model-calls' } }, trace.model_calls ? String(trace.model_calls) : ''),
   h('td', { class: 'num' }, String(trace.span_count ?? '')),
   h('td', null, h('span', { class: `pill status-${trace.status}` }, trace.error_count ? `${trace.status} (${trace.error_count})` : trace.status)));
+}
+
+/** "01a201ec… orchestrator": the execution's ID, shortened (the whole one on hover), and its type. */
+function execution(trace) {
+  const ids = trace.execution_ids || [];
+  if (!ids.length) return null;
+  const shown = ids.map((id) => h('code', { title: id }, id.length > 12 ? `${id.slice(0, 8)}…` : id));
+  const types = (trace.execution_types || []).map((t) => h('span', { class: 'muted small' }, ` ${t}`));
+  return [...shown, ...types];
 }

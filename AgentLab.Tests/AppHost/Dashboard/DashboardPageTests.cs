@@ -117,7 +117,7 @@ public sealed class DashboardPageTests(DashboardPageFixture fake) : IClassFixtur
         var error = page.Locator("tr[data-trace-id][data-status='error']");
         await Expect(error).ToBeVisibleAsync(Visible);
         var execution = page.Locator($"tr[data-trace-id='{DashboardPageFixture.TraceId}']");
-        await Expect(execution.GetByTestId("trace-execution")).ToHaveTextAsync("01a201ec… orchestrator");
+        await Expect(execution.GetByTestId("trace-execution")).ToHaveTextAsync("…bd3c4fa1 orchestrator");
         await Expect(execution.GetByTestId("trace-execution").Locator("code")).ToHaveAttributeAsync("title", "01a201ec-48ec-76e1-b990-2b5abd3c4fa1");
         await Expect(execution.GetByTestId("trace-model-calls")).ToHaveTextAsync("3");
         await Expect(error.GetByTestId("trace-execution")).ToHaveTextAsync("");

@@ -59,11 +59,14 @@ function row(trace) {
   h('td', null, h('span', { class: `pill status-${trace.status}` }, trace.error_count ? `${trace.status} (${trace.error_count})` : trace.status)));
 }
 
-/** "01a201ec… orchestrator": the execution's ID, shortened (the whole one on hover), and its type. */
+/**
+ * "…bd3c4fa1 orchestrator": the execution's ID by its last characters (the whole one on hover), and its type. IDs are
+ * UUIDv7, whose first characters are a timestamp that executions a second apart share.
+ */
 function execution(trace) {
   const ids = trace.execution_ids || [];
   if (!ids.length) return null;
-  const shown = ids.map((id) => h('code', { title: id }, id.length > 12 ? `${id.slice(0, 8)}…` : id));
+  const shown = ids.map((id) => h('code', { title: id }, id.length > 12 ? `…${id.slice(-8)}` : id));
   const types = (trace.execution_types || []).map((t) => h('span', { class: 'muted small' }, ` ${t}`));
   return [...shown, ...types];
 }

@@ -1,8 +1,8 @@
 using AgentLab.AppHost.Dashboard;
 using AgentLab.AppHost.Dashboard.Telemetry;
 using AgentLab.AppHost.Dashboard.Telemetry.Otlp;
-using Google.Protobuf;
 using AgentLab.Tests.Support;
+using Google.Protobuf;
 
 namespace AgentLab.Tests.AppHost.Dashboard;
 

@@ -4,11 +4,11 @@ using System.Net.Sockets;
 using System.Threading.RateLimiting;
 using AgentLab.Backend.Events;
 using AgentLab.Backend.Security.RateLimiting;
+using AgentLab.Tests.Support;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using AgentLab.Tests.Support;
 
 namespace AgentLab.Tests.Backend.Security;
 

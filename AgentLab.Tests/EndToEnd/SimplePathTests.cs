@@ -64,18 +64,20 @@ public sealed class SimplePathTests(LabStack stack) : IClassFixture<LabStack>
         };
         // ASP.NET Core accepts incoming baggage when a traceparent comes with it.
         request.Headers.Add("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-        request.Headers.Add("baggage", AgentLabExecution.ExecutionIdKey + "=forged-by-caller");
+        request.Headers.Add("baggage", $"{AgentLabExecution.ExecutionIdKey}=forged-by-caller,{AgentLabExecution.ExecutionTypeKey}=forged-type");
 
         using var response = await stack.Backend.SendAsync(request, Ct).WaitAsync(LabStack.Bound, Ct);
         var raw = await response.Content.ReadAsStringAsync(Ct);
 
         Assert.DoesNotContain("forged-by-caller", raw, StringComparison.Ordinal);
         Assert.DoesNotContain(spans.Spans, a => a.GetTagItem(AgentLabExecution.ExecutionIdKey) as string == "forged-by-caller");
+        Assert.DoesNotContain(spans.Spans, a => a.GetTagItem(AgentLabExecution.ExecutionTypeKey) as string == "forged-type");
         if (response.StatusCode == HttpStatusCode.OK)
         {
             var id = JsonDocument.Parse(raw).RootElement.GetProperty("execution_id").GetString()!;
             var labSpan = await SpanRecorder.WaitForAsync(() => spans.ServerSpan("/inference/", id), "LabService's inference request");
             Assert.Equal(id, labSpan.GetBaggageItem(AgentLabExecution.ExecutionIdKey));
+            Assert.Equal("simple", labSpan.GetBaggageItem(AgentLabExecution.ExecutionTypeKey));
         }
         else
         {

@@ -65,7 +65,10 @@ public static class OtlpReceiver
         if (key.Matches(sent))
             return await next(invocation).ConfigureAwait(false);
         if (key.FirstRefusal())
-            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OtlpReceiver)).OtlpApiKeyRefused(context.Request.Path, sent.Length == 0 ? "no" : "a wrong");
+        {
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(OtlpReceiver))
+                .OtlpApiKeyRefused(context.Request.Path, sent.Length == 0 ? "no" : "a wrong");
+        }
         return Problems.Create(StatusCodes.Status401Unauthorized, "otlp_api_key_required",
             sent.Length == 0 ? $"The OTLP export has no {ApiKeyHeader} header" : $"The OTLP export's {ApiKeyHeader} is not this AppHost's",
             $"Send the key in the {ApiKeyHeader} header. The AppHost gives it to the services it starts in OTEL_EXPORTER_OTLP_HEADERS; " +

@@ -54,11 +54,15 @@ public sealed class ResourceActionsTests
 
         using var stop = await client.SendAsync(Post("api/resources/db/stop"), ct).WaitAsync(Bound, ct);
         await starting.WaitAsync(Bound, ct); // nothing failed: the lab's start does not wait for what the user stopped
+        // The dependents' loops say why they wait on their own schedule, next to the lab's start completing.
+        await WaitUntilAsync(() => api.Resource.Message is not null && web.Resource.Message is not null, "the dependents' messages", ct);
         var apiHeld = await ResourceAsync(client, "api", ct);
         var webHeld = await ResourceAsync(client, "web", ct);
         Volatile.Write(ref ready, true);
         using var start = await client.SendAsync(Post("api/resources/db/start"), ct).WaitAsync(Bound, ct);
         await WaitUntilAsync(() => web.Resource.State == ResourceState.Running, "web running after db started again", ct);
+        // Running is decided at process start here (no probe): its first line may come a moment later.
+        await WaitUntilAsync(() => api.Resource.Log.Snapshot().Any(l => l.Text.StartsWith("up ", StringComparison.Ordinal)), "api's first line", ct);
 
         Assert.Equal(HttpStatusCode.Accepted, stop.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);

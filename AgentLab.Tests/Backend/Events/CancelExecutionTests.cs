@@ -157,7 +157,7 @@ public sealed class CancelExecutionTests : BackendTestBase
         client.PostAsync($"/api/v1/executions/{id}/cancel", null, Ct).WaitAsync(Bound, Ct);
 
     private static async Task<string> IdOfAsync(HttpResponseMessage response) =>
-        (await JsonAsync(response)).GetProperty("execution_id").GetString()!;
+        (await AssertAcceptedAsync(response)).GetProperty("execution_id").GetString()!;
 
     private static async Task<string> StatusAsync(HttpClient client, string id) =>
         (await JsonAsync(await client.GetAsync($"/api/v1/executions/{id}", Ct).WaitAsync(Bound, Ct))).GetProperty("status").GetString()!;

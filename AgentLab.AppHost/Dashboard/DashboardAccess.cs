@@ -160,19 +160,23 @@ public static class DashboardAccess
     }
 
     /// <summary>The token, kept only as hashes; the cookie carries a value derived from it, not the token.</summary>
-    private sealed class AccessSecret(string token)
+    private sealed class AccessSecret
     {
-        private readonly byte[] _tokenHash = SHA256.HashData(Encoding.UTF8.GetBytes(token));
+        private readonly HashedSecret _token;
+        private readonly HashedSecret _cookie;
 
-        public string CookieValue { get; } = Convert.ToBase64String(
-            HMACSHA256.HashData(Encoding.UTF8.GetBytes(token), "agentlab-dashboard-cookie-v1"u8)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        public AccessSecret(string token)
+        {
+            _token = new HashedSecret(token);
+            CookieValue = Convert.ToBase64String(HMACSHA256.HashData(Encoding.UTF8.GetBytes(token), "agentlab-dashboard-cookie-v1"u8))
+                .TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            _cookie = new HashedSecret(CookieValue);
+        }
 
-        // Hashing first gives both sides the same length, so the comparison time says nothing about the token.
-        public bool IsToken(string candidate) =>
-            CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(candidate)), _tokenHash);
+        public string CookieValue { get; }
 
-        public bool IsCookie(string candidate) =>
-            CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(candidate)),
-                SHA256.HashData(Encoding.UTF8.GetBytes(CookieValue)));
+        public bool IsToken(string candidate) => _token.Matches(candidate);
+
+        public bool IsCookie(string candidate) => _cookie.Matches(candidate);
     }
 }

@@ -1,6 +1,4 @@
 using System.IO.Compression;
-using System.Security.Cryptography;
-using System.Text;
 using AgentLab.AppHost.Dashboard.Telemetry.Otlp;
 using AgentLab.ServiceDefaults;
 using Google.Protobuf;
@@ -179,11 +177,10 @@ public static class OtlpReceiver
 /// <summary>The receiver's API key, kept as a hash and compared in constant time.</summary>
 public sealed class OtlpApiKey(string key)
 {
-    private readonly byte[] _hash = SHA256.HashData(Encoding.UTF8.GetBytes(key));
+    private readonly HashedSecret _key = new(key);
     private int _refused;
 
-    public bool Matches(string candidate) =>
-        CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(candidate)), _hash);
+    public bool Matches(string candidate) => _key.Matches(candidate);
 
     /// <summary>True once: a misconfigured exporter retries every few seconds, and one line says what is wrong.</summary>
     public bool FirstRefusal() => Interlocked.Exchange(ref _refused, 1) == 0;

@@ -103,11 +103,13 @@ internal sealed class ExecutionLogScope : IReadOnlyList<KeyValuePair<string, obj
 /// </summary>
 internal sealed class ExecutionIdBoundaryMiddleware(RequestDelegate next)
 {
+    private static readonly string[] OursToAssign = [AgentLabExecution.ExecutionIdKey, AgentLabExecution.ExecutionTypeKey];
+
     public Task InvokeAsync(HttpContext context)
     {
         if (Activity.Current is { } activity)
         {
-            foreach (var key in (string[])[AgentLabExecution.ExecutionIdKey, AgentLabExecution.ExecutionTypeKey])
+            foreach (var key in OursToAssign)
             {
                 if (activity.GetBaggageItem(key) is null)
                     continue;

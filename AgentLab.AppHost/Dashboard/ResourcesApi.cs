@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using AgentLab.AppHost.Hosting;
 using AgentLab.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
@@ -32,7 +31,7 @@ public enum ResourceHealth
 }
 
 /// <summary><c>/api/resources</c>: the lab's resources, and stop / start / restart.</summary>
-public static partial class ResourcesApi
+public static class ResourcesApi
 {
     /// <summary>How long an action's answer waits for it (a quick stop answers "exited"; a slow one answers while it goes on).</summary>
     internal static TimeSpan ActionWait { get; set; } = TimeSpan.FromSeconds(3);
@@ -126,11 +125,7 @@ public static partial class ResourcesApi
     }
 
     /// <summary>A failure message can quote a connection string: its password stays on the AppHost's console.</summary>
-    internal static string? Redact(string? message) =>
-        message is null ? null : PasswordPattern().Replace(message, "$1=***");
+    internal static string? Redact(string? message) => message is null ? null : Secrets.RedactPasswords(message);
 
     private static string Shorten(string text) => text.Length <= 100 ? text : text[..100] + "...";
-
-    [GeneratedRegex(@"(?i)\b(password|pwd)\s*=\s*[^;\s)]*")]
-    private static partial Regex PasswordPattern();
 }

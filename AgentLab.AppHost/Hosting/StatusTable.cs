@@ -11,7 +11,7 @@ public static class StatusTable
         {
             r.Name,
             r.State.ToString(),
-            r.Endpoint?.GetLeftPart(UriPartial.Authority) ?? (r.ConnectionString is { } cs ? Redact(cs) : "-"),
+            r.Endpoint?.GetLeftPart(UriPartial.Authority) ?? (r.ConnectionString is { } cs ? Secrets.RedactPasswords(cs) : "-"),
             r.RestartCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }).ToList();
         string[] header = ["resource", "state", "endpoint", "restarts"];
@@ -26,8 +26,4 @@ public static class StatusTable
 
     private static void AppendRow(StringBuilder text, string[] cells, int[] widths) =>
         text.AppendLine(string.Join("  ", cells.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-
-    // A configured connection string may hold a password: show only what says where it points.
-    private static string Redact(string connectionString) =>
-        string.Join(';', connectionString.Split(';').Where(p => !p.TrimStart().StartsWith("password", StringComparison.OrdinalIgnoreCase)));
 }

@@ -223,6 +223,22 @@ public sealed class RunnerTests
     }
 
     [Fact]
+    public async Task StatusTable_ConnectionStringWithAPassword_ShowsItRedacted()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var output = new StringWriter();
+        var builder = NewBuilder(output);
+        builder.AddConnectionString("db", "Host=db.example;Username=u;Password=hunter2");
+        builder.AddExecutable("web", Sh(UntilTerm));
+        await using var app = builder.Build();
+
+        await app.StartAsync(ct).WaitAsync(Bound, ct);
+
+        Assert.Contains("Host=db.example;Username=u;Password=***", output.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Build_ResourcesWaitingInACircle_FailsNamingTheCircle()
     {
         var builder = NewBuilder(new StringWriter());
